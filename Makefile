@@ -1,0 +1,30 @@
+# make book   builds the study (notebooks executed by papermill, then jupyter-book) for PRESET
+# make test   runs the whole test suite, notebooks included
+# Both create .venv first when it is absent.
+PRESET ?= embedded
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import dphpe_core, torch, opacus, papermill, jupyter_book"
+	touch $(STAMP)
+
+book: $(STAMP)
+	rm -rf book/_generated
+	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The book: file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/dphpe bench-data
+
+clean:
+	rm -rf _build book/*.ipynb

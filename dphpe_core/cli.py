@@ -1,0 +1,138 @@
+"""The `dphpe` command.
+
+    dphpe --help
+    dphpe config --preset embedded --set epsilon=0.4
+    dphpe data --preset smoke
+    dphpe eval-mpii preds.npy data/mpii/annot/gt_valid.mat
+    dphpe bench-data --n 4096
+    dphpe notebooks --preset smoke --out book
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import config as config_mod
+
+
+def _parse_sets(pairs: list[str]) -> dict:
+    """`key=value` strings -> overrides typed like the Config field they name."""
+    types = {f.name: f.type for f in config_mod.fields(config_mod.Config)}
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        if key not in types:
+            config_mod.check_names({key: None}, context="--set")
+        kind = types[key]
+        try:
+            out[key] = (value.lower() in ("1", "true", "yes") if kind == "bool"
+                        else {"int": int, "float": float, "str": str}[kind](value))
+        except ValueError:
+            raise SystemExit(f"--set {key}: expected a value of type {kind}, got {value!r}") from None
+    return out
+
+
+def _cfg(args) -> config_mod.Config:
+    try:
+        return config_mod.make_config(args.preset, **_parse_sets(args.set or []))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+
+
+def cmd_config(args) -> None:
+    cfg = _cfg(args)
+    print(json.dumps({**cfg.to_dict(), "hash": cfg.hash()}, indent=2))
+
+
+def cmd_data(args) -> None:
+    from .data import build_data
+    bundle = build_data(_cfg(args))
+    print(bundle)
+    for name in ("private_train", "public", "val"):
+        print(f"  {name}: {getattr(bundle, name)!r}")
+
+
+def cmd_eval_mpii(args) -> None:
+    from .mpii import evaluate_mpii
+    from .pckh import format_table
+    preds = np.load(args.preds)
+    for t in args.threshold:
+        print(f"PCKh@{t}")
+        print(format_table(evaluate_mpii(preds, args.gt, threshold=t)))
+
+
+def cmd_bench_data(args) -> None:
+    from .bench import bench_synthpose
+    result = bench_synthpose(args.n, height=args.height, width=args.width, workers=args.workers)
+    print(json.dumps(result, indent=2))
+
+
+def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".") -> list[Path]:
+    """Execute each notebook under notebooks/ with papermill (parameter `preset`) into out_dir."""
+    import papermill as pm
+    repo = Path(repo).resolve()
+    paths = sorted(notebooks or (repo / "notebooks").glob("[0-9]*.ipynb"))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in paths:
+        out = out_dir / Path(nb).name
+        print(f"papermill {nb} -> {out} (preset={preset})", flush=True)
+        pm.execute_notebook(str(nb), str(out), parameters={"preset": preset}, cwd=str(repo),
+                            kernel_name="python3", progress_bar=False)
+        done.append(out)
+    return done
+
+
+def cmd_notebooks(args) -> None:
+    run_notebooks(args.preset, args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dphpe", description="Differentially private 2D human pose estimation")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp):
+        sp.add_argument("--preset", default="embedded", choices=sorted(config_mod.PRESETS))
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a Config field")
+        return sp
+
+    with_config(sub.add_parser("config", help="print a preset's config and its hash")).set_defaults(func=cmd_config)
+    with_config(sub.add_parser("data", help="build (and cache) a preset's data sets, print their sizes")).set_defaults(func=cmd_data)
+    ev = sub.add_parser("eval-mpii", help="PCKh table of predictions against HRNet's gt_valid.mat")
+    ev.add_argument("preds", help=".npy of shape (N, 16, 2), zero-based pixels, valid.json order")
+    ev.add_argument("gt", help="gt_valid.mat")
+    ev.add_argument("--threshold", type=float, nargs="+", default=[0.5, 0.1])
+    ev.set_defaults(func=cmd_eval_mpii)
+    nb = sub.add_parser("notebooks", help="execute notebooks/*.ipynb with papermill for a preset")
+    nb.add_argument("--preset", default="embedded", choices=sorted(config_mod.PRESETS))
+    nb.add_argument("--out", default="book", help="folder for the executed notebooks")
+    nb.set_defaults(func=cmd_notebooks)
+    bd = sub.add_parser("bench-data", help="SynthPose rendering throughput")
+    bd.add_argument("--n", type=int, default=4096)
+    bd.add_argument("--height", type=int, default=128)
+    bd.add_argument("--width", type=int, default=96)
+    bd.add_argument("--workers", type=int, default=0, help="0: one per core")
+    bd.set_defaults(func=cmd_bench_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"dphpe: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Run configuration: one frozen, keyword-only dataclass and three presets.
+
+    python -c "from dphpe_core import make_config; print(make_config('embedded', epsilon=0.4))"
+
+A `Config` holds plain-typed fields only. Values derived from several fields (the SimCC sigma
+and the blur kernel at the configured input size) are properties, never stored twice.
+`make_config(preset, **overrides)` is the one way to build a config: it refuses unknown presets
+and fields (naming the valid ones) and invalid values (naming the field and what was expected).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, fields
+
+DATASETS = ("synthpose", "mpii")
+PUBLIC_DATASETS = ("synthpose", "coco")
+MODEL_SIZES = ("smoke", "embedded", "5m")
+STRATEGIES = ("finetune", "full", "scratch")
+METHODS = ("nonprivate", "dpsgd", "pdp", "fdp", "hybrid")
+FDP_PUBLIC = ("independent", "same-batch", "public-set")
+ACCOUNTANTS = ("rdp", "prv")
+DEVICES = ("auto", "cpu", "cuda")
+
+# Fields that say where files live, not what is computed: left out of Config.hash().
+_LOCATION_FIELDS = ("data_root", "public_root", "cache_dir", "results_dir", "device")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Everything a run depends on. Build it with `make_config`, change it with `cfg.replace`."""
+
+    preset: str = "embedded"
+    # -- data ------------------------------------------------------------------------------
+    dataset: str = "synthpose"          # private (and val) source: synthpose | mpii
+    public_dataset: str = "synthpose"   # public source: synthpose | coco
+    data_root: str = ""                 # MPII folder (annot/*.json, annot/gt_valid.mat, images/)
+    public_root: str = ""               # COCO folder (annotations/*.json, images)
+    input_h: int = 128                  # crop height in pixels
+    input_w: int = 96                   # crop width in pixels
+    n_private: int = 6000               # SynthPose sizes (ignored for MPII)
+    n_public: int = 4000
+    n_val: int = 1000
+    data_seed: int = 0                  # SynthPose generator seed
+    augment: bool = True                # flip / rotation / scale on the private training split
+    rotation_deg: float = 30.0
+    scale_jitter: float = 0.25
+    cache_dir: str = "~/.cache/dphpe"
+    # -- targets ---------------------------------------------------------------------------
+    simcc_split: float = 2.0            # SimCC bins per pixel (k)
+    simcc_sigma_256: float = 3.0        # target sigma in bins at 256x192; scaled with input_h
+    # -- model -----------------------------------------------------------------------------
+    model_size: str = "embedded"
+    strategy: str = "finetune"
+    # -- privacy ---------------------------------------------------------------------------
+    method: str = "nonprivate"
+    epsilon: float = 0.8
+    delta: float = 0.0                  # 0 means 1 / N_private, set when the data are known
+    clip_norm: float = 0.1
+    accountant: str = "rdp"
+    fdp_public: str = "independent"
+    public_weight: float = 1.0          # lambda on the public (blurred) gradient
+    blur_kernel_256: int = 25           # psi(x): Gaussian blur kernel at 256x192 ...
+    blur_sigma_256: float = 10.0        # ... and its sigma; both scaled with input_h
+    subspace_k: int = 100
+    subspace_m: int = 100
+    subspace_every: int = 50
+    # -- optimisation ----------------------------------------------------------------------
+    expected_batch_size: int = 32
+    epochs: int = 25
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    lr_decay_epoch: int = 20            # lr x lr_decay from this epoch on
+    lr_decay: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    results_dir: str = "results"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived values ------------------------------------------------------------------
+    @property
+    def size_ratio(self) -> float:
+        """Input height relative to the paper's 256 pixels."""
+        return self.input_h / 256.0
+
+    @property
+    def simcc_sigma(self) -> float:
+        """SimCC target sigma in bins at this input size."""
+        return self.simcc_sigma_256 * self.size_ratio
+
+    @property
+    def blur_sigma(self) -> float:
+        return self.blur_sigma_256 * self.size_ratio
+
+    @property
+    def blur_kernel(self) -> int:
+        """Odd kernel size, at least 3, scaled with the input size."""
+        k = max(3, int(round(self.blur_kernel_256 * self.size_ratio)))
+        return k if k % 2 == 1 else k + 1
+
+    # -- identity ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        check_names(d, context="Config.from_dict")
+        return cls(**d)
+
+    def replace(self, **changes) -> "Config":
+        check_names(changes, context="Config.replace")
+        return dataclasses.replace(self, **changes)
+
+    def hash(self) -> str:
+        """12 hex digits of SHA-256 over the canonical JSON of every field that affects results.
+
+        Stable across processes and Python versions (sorted keys, repr-exact floats); the
+        location fields (data_root, public_root, cache_dir, results_dir, device) are left out.
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+_SMOKE = dict(
+    preset="smoke", input_h=64, input_w=48, n_private=96, n_public=64, n_val=48,
+    model_size="smoke", expected_batch_size=16, epochs=1, lr_decay_epoch=1,
+    subspace_k=8, subspace_m=16, subspace_every=4,
+)
+_EMBEDDED = dict(preset="embedded")
+_PAPER = dict(
+    preset="paper", dataset="mpii", public_dataset="coco", data_root="data/mpii",
+    public_root="data/coco", input_h=256, input_w=192, model_size="5m", n_private=0,
+    n_public=0, n_val=0, delta=1 / 22000, expected_batch_size=32, epochs=25, lr_decay_epoch=20,
+    num_workers=4,
+)
+PRESETS: dict[str, dict] = {"smoke": _SMOKE, "embedded": _EMBEDDED, "paper": _PAPER}
+
+
+def make_config(preset: str = "embedded", **overrides) -> Config:
+    """The preset's config with `overrides` applied.
+
+    >>> make_config("smoke", epsilon=0.4).epsilon
+    0.4
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    check_names(overrides, context=f"make_config({preset!r})")
+    if "preset" in overrides and overrides["preset"] != preset:
+        raise ValueError("the preset is chosen by make_config's first argument, not an override")
+    return Config(**{**PRESETS[preset], **overrides})
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def check_names(d: dict, *, context: str) -> None:
+    """Refuse names that are not Config fields, suggesting the closest valid one."""
+    valid = field_names()
+    unknown = [k for k in d if k not in valid]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, valid, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"{context}: unknown config field(s) {', '.join(hints)}; "
+                         f"valid fields are: {', '.join(valid)}")
+
+
+def _validate(cfg: Config) -> None:
+    def bad(name: str, expected: str) -> ValueError:
+        return ValueError(f"config field {name}={getattr(cfg, name)!r} is invalid: expected {expected}")
+
+    # types first: plain types only, so a typo such as epsilon="0.8" is caught here
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+        if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+            raise bad(f.name, f"a value of type {f.type}")
+    choices = dict(preset=tuple(PRESETS), dataset=DATASETS, public_dataset=PUBLIC_DATASETS,
+                   model_size=MODEL_SIZES, strategy=STRATEGIES, method=METHODS,
+                   fdp_public=FDP_PUBLIC, accountant=ACCOUNTANTS, device=DEVICES)
+    for name, options in choices.items():
+        if getattr(cfg, name) not in options:
+            raise bad(name, f"one of {list(options)}")
+    for name in ("input_h", "input_w"):
+        if getattr(cfg, name) < 32 or getattr(cfg, name) % 16:
+            raise bad(name, "a multiple of 16, at least 32")
+    for name in ("expected_batch_size", "epochs", "subspace_k", "subspace_m", "subspace_every",
+                 "blur_kernel_256"):
+        if getattr(cfg, name) < 1:
+            raise bad(name, "an integer >= 1")
+    for name in ("n_private", "n_public", "n_val", "lr_decay_epoch", "num_workers", "seed",
+                 "data_seed"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "an integer >= 0")
+    if cfg.dataset == "synthpose" and min(cfg.n_private, cfg.n_val) < 1:
+        raise bad("n_private" if cfg.n_private < 1 else "n_val", ">= 1 for SynthPose")
+    if cfg.public_dataset == "synthpose" and cfg.n_public < 1:
+        raise bad("n_public", ">= 1 for SynthPose")
+    for name in ("simcc_split", "simcc_sigma_256", "blur_sigma_256", "lr", "clip_norm", "epsilon"):
+        if not getattr(cfg, name) > 0:
+            raise bad(name, "a number > 0")
+    if not 0 <= cfg.delta < 1:
+        raise bad("delta", "0 (meaning 1/N_private) or a number in (0, 1/N_private)")
+    for name in ("weight_decay", "public_weight", "rotation_deg", "scale_jitter"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "a number >= 0")
+    if not 0 < cfg.lr_decay <= 1:
+        raise bad("lr_decay", "a number in (0, 1]")
+    if cfg.subspace_k > cfg.subspace_m:
+        raise bad("subspace_k", f"<= subspace_m ({cfg.subspace_m}): the Gram matrix has rank <= m")

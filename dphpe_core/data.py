@@ -1,0 +1,170 @@
+"""Data sets: `build_data(cfg)` gives the private training split, the public split and val.
+
+    python -c "from dphpe_core import make_config, build_data; print(build_data(make_config('smoke')))"
+
+Every source (SynthPose, MPII, COCO) yields raw `Sample`s: an image, the person's box (centre
+and width in source pixels), joints in zero-based source pixels, which joints are labelled, and
+a head box where known. `PoseDataset` turns a sample into a training item the same way for all
+sources: the top-down affine crop (with flip / rotation / scale jitter on training splits), the
+ImageNet-normalised image, the SimCC targets and the head size in crop pixels. Items are dicts
+that torch's `default_collate` batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from . import simcc
+from .config import Config
+from .pckh import head_size_from_box
+from .transforms import apply_affine, crop_affine, sample_jitter, swap_left_right, to_model_input, warp_image
+
+
+@dataclass
+class Sample:
+    """One person as its source has it (zero-based source pixels)."""
+    image: Image.Image
+    center: np.ndarray            # (2,)
+    box_width: float              # width of the person box that fills the crop's width
+    joints: np.ndarray            # (16, 2)
+    joints_vis: np.ndarray        # (16,) 1 where labelled
+    head_box: np.ndarray | None   # (4,) x1, y1, x2, y2, when the source has one
+    visible: np.ndarray | None = None           # (16,) labelled and not occluded, when known
+    person_id: int = -1
+    attributes: dict = field(default_factory=dict)
+
+
+def derived_head_box(joints: np.ndarray) -> np.ndarray:
+    """A square head box centred between upper neck and head top, side = their distance.
+
+    Used only where a source has no head box (MPII's train.json, COCO).
+    """
+    neck, top = joints[8], joints[9]
+    mid, half = (neck + top) / 2, np.linalg.norm(top - neck) / 2
+    return np.concatenate([mid - half, mid + half]).astype(np.float32)
+
+
+class PoseDataset(Dataset):
+    """Crops, augments and encodes the samples of a source for the configured input size."""
+
+    def __init__(self, source, cfg: Config, *, train: bool, name: str):
+        if len(source) == 0:
+            raise ValueError(f"the {name} split is empty ({source!r}); expected at least one person")
+        self.source, self.cfg, self.train, self.name = source, cfg, train, name
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def without_augmentation(self) -> "PoseDataset":
+        """The same samples, cropped as for evaluation (for figures and statistics)."""
+        return PoseDataset(self.source, self.cfg, train=False, name=self.name)
+
+    def __repr__(self) -> str:
+        return f"PoseDataset({self.name}, n={len(self)}, train={self.train}, source={self.source!r})"
+
+    def __getitem__(self, index: int) -> dict:
+        cfg, s = self.cfg, self.source.sample(index)
+        out_size = (cfg.input_h, cfg.input_w)
+        scale, rot, flip = 1.0, 0.0, False
+        if self.train and cfg.augment:
+            scale, rot, flip = sample_jitter(None, rotation_deg=cfg.rotation_deg, scale_jitter=cfg.scale_jitter)
+        m = crop_affine(s.center, s.box_width * scale, out_size, rotation_deg=rot, flip=flip)
+        joints = apply_affine(s.joints, m)
+        vis = np.asarray(s.joints_vis, np.float32)
+        visible = np.asarray(s.visible if s.visible is not None else s.joints_vis, np.float32)
+        if flip:
+            joints, vis, visible = (swap_left_right(a) for a in (joints, vis, visible))
+        box = s.head_box if s.head_box is not None else derived_head_box(s.joints)
+        head_size = float(head_size_from_box(box)) * abs(np.linalg.det(m[:, :2])) ** 0.5
+        tx, ty, tw = simcc.encode(joints, vis, width=cfg.input_w, height=cfg.input_h,
+                                  split=cfg.simcc_split, sigma=cfg.simcc_sigma)
+        image = warp_image(s.image, m, out_size)
+        return {
+            "image": to_model_input(image),
+            "joints": torch.as_tensor(joints, dtype=torch.float32),
+            "joints_vis": tw.clone(),               # labelled and inside the crop
+            "visible": torch.as_tensor(visible, dtype=torch.float32) * tw,
+            "target_x": tx, "target_y": ty, "target_weight": tw,
+            "head_size": torch.tensor(head_size, dtype=torch.float32),
+            "affine": torch.as_tensor(m, dtype=torch.float64),
+            "index": index, "person_id": s.person_id,
+            "attributes": {k: torch.as_tensor(v) for k, v in s.attributes.items()},
+        }
+
+
+class SynthPoseSource:
+    """A rendered SynthPose split (arrays from `synthpose.load_split`)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], split: str):
+        self.a, self.split = arrays, split
+        self.attr_keys = [k for k in arrays if k.startswith("attr_")]
+
+    def __len__(self) -> int:
+        return len(self.a["images"])
+
+    def __repr__(self) -> str:
+        h, w = self.a["images"].shape[1:3]
+        return f"SynthPose({self.split}, n={len(self)}, {h}x{w})"
+
+    def sample(self, i: int) -> Sample:
+        img = np.asarray(self.a["images"][i])
+        h, w = img.shape[:2]
+        return Sample(image=Image.fromarray(img), center=np.array([(w - 1) / 2, (h - 1) / 2]), box_width=float(w),
+                      joints=self.a["joints"][i].astype(np.float64), joints_vis=self.a["joints_vis"][i],
+                      head_box=self.a["head_box"][i], visible=self.a["visible"][i],
+                      person_id=int(self.a["person_id"][i]),
+                      attributes={k[5:]: self.a[k][i] for k in self.attr_keys})
+
+    @property
+    def person_ids(self) -> np.ndarray:
+        return np.asarray(self.a["person_id"])
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    private_train: PoseDataset
+    public: PoseDataset
+    val: PoseDataset
+    info: dict
+
+    def __repr__(self) -> str:
+        return (f"DataBundle(private_train={len(self.private_train)}, public={len(self.public)}, "
+                f"val={len(self.val)}; {self.info})")
+
+
+def _synthpose(cfg: Config, split: str, n: int) -> SynthPoseSource:
+    from .synthpose import load_split
+    arrays = load_split(split, n, height=cfg.input_h, width=cfg.input_w, seed=cfg.data_seed, cache_dir=cfg.cache_dir)
+    return SynthPoseSource(arrays, split)
+
+
+def build_data(cfg: Config) -> DataBundle:
+    """The private training split, the public split and val for `cfg`."""
+    info: dict = {"dataset": cfg.dataset, "public_dataset": cfg.public_dataset}
+    match cfg.dataset:
+        case "synthpose":
+            private, val = _synthpose(cfg, "private", cfg.n_private), _synthpose(cfg, "val", cfg.n_val)
+        case "mpii":
+            from .mpii import mpii_sources
+            private, val, skipped = mpii_sources(cfg.data_root)
+            info["mpii_skipped"] = skipped
+        case other:  # Config validation makes this unreachable
+            raise ValueError(f"unknown dataset {other!r}")
+    match cfg.public_dataset:
+        case "synthpose":
+            public = _synthpose(cfg, "public", cfg.n_public)
+        case "coco":
+            from .coco import coco_source
+            public, skipped = coco_source(cfg.public_root, aspect=cfg.input_w / cfg.input_h)
+            info["coco_skipped"] = skipped
+        case other:
+            raise ValueError(f"unknown public dataset {other!r}")
+    return DataBundle(private_train=PoseDataset(private, cfg, train=True, name="private_train"),
+                      public=PoseDataset(public, cfg, train=True, name="public"),
+                      val=PoseDataset(val, cfg, train=False, name="val"), info=info)
+

@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+import pytest
+
+from dphpe_core.cli import main
+
+
+def test_config_prints_overrides_and_hash(capsys):
+    assert main(["config", "--preset", "smoke", "--set", "epsilon=0.4", "--set", "augment=false"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epsilon"] == 0.4 and out["augment"] is False and len(out["hash"]) == 12
+
+
+@pytest.mark.parametrize("args, msg", [(["--set", "epsilonn=1"], "did you mean 'epsilon'"),
+                                       (["--set", "epsilon=abc"], "expected a value of type float"),
+                                       (["--set", "epsilon=0"], "epsilon=0.0 is invalid")])
+def test_config_errors_are_clear(args, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["config", "--preset", "smoke", *args])
+    assert msg in str(e.value)
+
+
+def test_eval_mpii_prints_the_table(mpii_fixture, tmp_path, capsys):
+    preds = np.stack([p["joints"] for p in mpii_fixture["val"]])
+    np.save(tmp_path / "p.npy", preds)
+    assert main(["eval-mpii", str(tmp_path / "p.npy"), str(mpii_fixture["root"] / "annot" / "gt_valid.mat")]) == 0
+    out = capsys.readouterr().out
+    assert "PCKh@0.5" in out and "PCKh@0.1" in out and out.count("100.00") == 16
+
+
+def test_missing_file_is_an_error_not_a_traceback(tmp_path, capsys):
+    np.save(tmp_path / "p.npy", np.zeros((1, 16, 2)))
+    assert main(["eval-mpii", str(tmp_path / "p.npy"), str(tmp_path / "gt_valid.mat")]) == 2
+    assert "gt_valid.mat" in capsys.readouterr().err

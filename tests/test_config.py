@@ -1,0 +1,93 @@
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dphpe_core import PRESETS, make_config
+from dphpe_core.config import Config, field_names
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_build_and_name_themselves(preset):
+    cfg = make_config(preset)
+    assert cfg.preset == preset
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_paper_preset_matches_the_paper():
+    cfg = make_config("paper")
+    assert (cfg.input_h, cfg.input_w, cfg.model_size, cfg.dataset) == (256, 192, "5m", "mpii")
+    assert (cfg.expected_batch_size, cfg.epochs, cfg.lr, cfg.lr_decay_epoch, cfg.lr_decay) == (32, 25, 1e-3, 20, 0.1)
+    assert cfg.delta == pytest.approx(1 / 22000)
+    assert (cfg.blur_kernel, cfg.blur_sigma, cfg.simcc_sigma) == (25, 10.0, 3.0)
+
+
+def test_derived_values_scale_with_input_size():
+    cfg = make_config("embedded", input_h=128, input_w=96)
+    assert cfg.simcc_sigma == pytest.approx(1.5)
+    assert cfg.blur_sigma == pytest.approx(5.0)
+    assert cfg.blur_kernel % 2 == 1 and 11 <= cfg.blur_kernel <= 13
+
+
+def test_unknown_preset_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown preset 'fast'.*embedded.*paper.*smoke"):
+        make_config("fast")
+
+
+def test_unknown_field_is_named_with_a_suggestion():
+    with pytest.raises(ValueError, match=r"'epsilonn' \(did you mean 'epsilon'\?\).*valid fields are"):
+        make_config("smoke", epsilonn=1.0)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("epsilon", 0.0, "> 0"), ("epsilon", "0.8", "type float"), ("delta", 1.5, "1/N_private"),
+    ("method", "dp-sgd", "nonprivate"), ("strategy", "frozen", "finetune"), ("input_h", 100, "multiple of 16"),
+    ("clip_norm", -1.0, "> 0"), ("expected_batch_size", 0, ">= 1"), ("subspace_k", 500, "subspace_m"),
+    ("augment", 1, "type bool"), ("device", "tpu", "auto"), ("n_private", 0, "SynthPose"),
+])
+def test_invalid_values_are_refused_naming_the_field(field, value, expected):
+    with pytest.raises(ValueError, match=rf"{field}=.*invalid.*{expected}"):
+        make_config("smoke", **{field: value})
+
+
+def test_configs_are_frozen_and_replace_validates():
+    cfg = make_config("smoke")
+    with pytest.raises(AttributeError):
+        cfg.epsilon = 2.0
+    assert cfg.replace(epsilon=0.4).epsilon == 0.4
+    with pytest.raises(ValueError, match="unknown config field"):
+        cfg.replace(sigma=1.0)
+
+
+def test_hash_is_canonical_json_sha256_of_result_fields():
+    cfg = make_config("embedded", epsilon=0.4)
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in ("data_root", "public_root", "cache_dir", "results_dir", "device")}
+    expected = hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+    assert cfg.hash() == expected
+
+
+def test_hash_tracks_results_not_locations():
+    cfg = make_config("embedded")
+    assert cfg.replace(results_dir="elsewhere", cache_dir="/tmp/x", device="cpu").hash() == cfg.hash()
+    changed = {cfg.replace(**{f: v}).hash() for f, v in
+               [("epsilon", 0.2), ("seed", 1), ("method", "dpsgd"), ("clip_norm", 0.01), ("strategy", "full")]}
+    assert len(changed) == 5 and cfg.hash() not in changed
+
+
+def test_hash_is_stable_across_processes():
+    cfg = make_config("paper", epsilon=0.6, seed=2)
+    code = "from dphpe_core import make_config; print(make_config('paper', epsilon=0.6, seed=2).hash())"
+    for seed in ("0", "123"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed})
+        assert out.stdout.strip() == cfg.hash()
+
+
+def test_field_names_are_plain_typed():
+    for f in Config.__dataclass_fields__.values():
+        assert f.type in ("int", "float", "str", "bool"), f.name
+    assert "epsilon" in field_names() and "clip_norm" in field_names()

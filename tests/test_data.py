@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from dphpe_core import build_data, make_config
+from dphpe_core import data as data_mod
+from dphpe_core.data import PoseDataset, SynthPoseSource
+from dphpe_core.transforms import swap_left_right
+
+KEYS = {"image", "joints", "joints_vis", "visible", "target_x", "target_y", "target_weight", "head_size", "affine",
+        "index", "person_id", "attributes"}
+
+
+def test_bundle_sizes_follow_the_config(smoke_bundle, smoke_cfg):
+    b = smoke_bundle
+    assert (len(b.private_train), len(b.public), len(b.val)) == (smoke_cfg.n_private, smoke_cfg.n_public, smoke_cfg.n_val)
+    assert b.private_train.train and b.public.train and not b.val.train
+
+
+def test_items_collate_with_default_collate(smoke_bundle, smoke_cfg):
+    loader = DataLoader(smoke_bundle.val, batch_size=8, collate_fn=default_collate)
+    batch = next(iter(loader))
+    assert set(batch) == KEYS
+    h, w, k = smoke_cfg.input_h, smoke_cfg.input_w, smoke_cfg.simcc_split
+    assert batch["image"].shape == (8, 3, h, w)
+    assert batch["target_x"].shape == (8, 16, int(w * k)) and batch["target_y"].shape == (8, 16, int(h * k))
+    assert batch["attributes"]["top_rgb"].shape == (8, 3)
+    assert batch["person_id"].dtype == torch.int64
+
+
+def test_val_items_are_the_rendered_crops(smoke_bundle):
+    src = smoke_bundle.val.source
+    it = smoke_bundle.val[3]
+    assert np.allclose(it["joints"].numpy(), src.a["joints"][3], atol=1e-4)
+    assert torch.equal(it["joints_vis"], torch.as_tensor(src.a["joints_vis"][3]))
+    side = src.a["head_box"][3][2] - src.a["head_box"][3][0]
+    assert it["head_size"].item() == pytest.approx(0.6 * np.sqrt(2) * side, rel=1e-5)
+    assert smoke_bundle.val[3]["image"].equal(it["image"])
+
+
+def test_flip_augmentation_mirrors_and_swaps(smoke_cfg, smoke_bundle, monkeypatch):
+    src = smoke_bundle.private_train.source
+    plain = PoseDataset(src, smoke_cfg, train=False, name="plain")[0]
+    monkeypatch.setattr(data_mod, "sample_jitter", lambda *a, **k: (1.0, 0.0, True))
+    flipped = PoseDataset(src, smoke_cfg, train=True, name="flip")[0]
+    w = smoke_cfg.input_w
+    expect = swap_left_right(plain["joints"].numpy())
+    expect[:, 0] = w - 1 - expect[:, 0]
+    assert np.allclose(flipped["joints"].numpy(), expect, atol=1e-4)
+    assert torch.allclose(flipped["image"], plain["image"].flip(-1), atol=1e-5)
+    assert torch.equal(flipped["joints_vis"], torch.as_tensor(swap_left_right(plain["joints_vis"].numpy())))
+
+
+def test_scale_jitter_scales_the_head_size(smoke_cfg, smoke_bundle, monkeypatch):
+    src = smoke_bundle.private_train.source
+    plain = PoseDataset(src, smoke_cfg, train=False, name="plain")[1]
+    monkeypatch.setattr(data_mod, "sample_jitter", lambda *a, **k: (1.25, 17.0, False))
+    jit = PoseDataset(src, smoke_cfg, train=True, name="jit")[1]
+    assert jit["head_size"].item() == pytest.approx(plain["head_size"].item() / 1.25, rel=1e-5)
+
+
+def test_training_augmentation_is_seeded(smoke_bundle):
+    torch.manual_seed(0)
+    a = smoke_bundle.private_train[5]["joints"]
+    torch.manual_seed(0)
+    assert torch.equal(a, smoke_bundle.private_train[5]["joints"])
+
+
+def test_empty_split_is_refused(smoke_cfg, smoke_bundle):
+    empty = SynthPoseSource({k: v[:0] for k, v in smoke_bundle.val.source.a.items()}, "val")
+    with pytest.raises(ValueError, match="the empty_val split is empty"):
+        PoseDataset(empty, smoke_cfg, train=False, name="empty_val")
+
+
+def test_paper_preset_without_data_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data_root .* does not exist"):
+        build_data(make_config("paper", data_root=str(tmp_path / "nope")))

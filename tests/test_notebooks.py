@@ -1,0 +1,52 @@
+"""Every notebook runs under papermill on the smoke preset and keeps to the notebook rules."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert [p.name for p in NOTEBOOKS][:1] == ["01_data.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_rules(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown", "a notebook opens with a markdown introduction"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    for line in params[0].source.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            json.loads(value.strip().replace("'", '"').replace("True", "true").replace("False", "false"))
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert not any(l.lstrip().startswith(("def ", "class ")) for l in c.source.splitlines()), \
+                "no def or class in a notebook: put it in dphpe_core"
+            assert not c.outputs, "notebook templates are committed without outputs"
+
+
+def test_notebooks_execute_on_smoke(smoke_book):
+    _, executed = smoke_book
+    assert [p.name for p in executed] == [p.name for p in NOTEBOOKS]
+    for path in executed:
+        nb = nbformat.read(path, as_version=4)
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert not errors, f"{path.name}: {errors[:1]}"
+
+
+def test_data_notebook_glues_every_number_its_prose_uses(smoke_book):
+    import re
+    _, executed = smoke_book
+    nb = nbformat.read(Path(executed[0]).parent / "01_data.ipynb", as_version=4)
+    used = {m.split(":")[0] for c in nb.cells if c.cell_type == "markdown"
+            for m in re.findall(r"\{glue:text\}`([^`]+)`", c.source)}
+    glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb.cells if c.cell_type == "code"
+             for o in c.outputs}
+    assert used and used <= glued, used - glued

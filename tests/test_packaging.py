@@ -1,0 +1,47 @@
+"""The set-up contract: pins agree, the two commands exist, CI calls make test."""
+
+import re
+import tomllib
+
+import yaml
+
+from conftest import REPO
+
+
+def _pins(lines):
+    return {re.split("[=<>]", l)[0].lower(): l.replace(" ", "") for l in lines if not l.startswith("-e")}
+
+
+def test_pyproject_and_environment_yml_agree():
+    proj = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    ours = _pins(proj["dependencies"] + proj["optional-dependencies"]["test"])
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _pins(pip) == ours
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_required_pins():
+    proj = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps = _pins(proj["dependencies"])
+    assert deps["torch"] == "torch==2.14.1" and deps["torchvision"] == "torchvision==0.29.1"
+    assert deps["opacus"] == "opacus==1.6.0"
+    assert re.fullmatch(r"jupyter-book==1\.\S+", deps["jupyter-book"])
+    assert proj["scripts"]["dphpe"] == "dphpe_core.cli:main"
+
+
+def test_two_commands_and_ci():
+    make = (REPO / "Makefile").read_text()
+    assert re.search(r"^book: ", make, re.M) and re.search(r"^test: ", make, re.M)
+    readme = (REPO / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in ci
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert {".venv/", "_build/", "results/"} <= set(ignored)
+
+
+def test_public_api_names():
+    import dphpe_core
+    for name in ("make_config", "build_data", "evaluate_mpii", "Config", "DataBundle", "PRESETS"):
+        assert name in dphpe_core.__all__ and hasattr(dphpe_core, name)
