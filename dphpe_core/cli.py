@@ -95,6 +95,28 @@ def cmd_notebooks(args) -> None:
     run_notebooks(args.preset, args.out)
 
 
+def cmd_train(args) -> None:
+    from .train import load_or_train
+    overrides = {k: v for k, v in (("method", args.method), ("strategy", args.strategy), ("epsilon", args.epsilon),
+                                   ("clip_norm", args.clip_norm), ("seed", args.seed)) if v is not None}
+    args.set = (args.set or []) + [f"{k}={v}" for k, v in overrides.items()]
+    result = load_or_train(_cfg(args))
+    print(result.summary())
+
+
+def cmd_model(args) -> None:
+    from .model import build_model, count_macs
+    cfg = _cfg(args)
+    model = build_model(cfg) if args.pretrained else None
+    if model is None:
+        from .model import PoseModel, set_strategy
+        model = set_strategy(PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split), cfg.strategy)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"{cfg.preset}: TinyViT-{cfg.model_size} + SimCC at {cfg.input_h}x{cfg.input_w}, strategy {cfg.strategy}")
+    print(f"  parameters: {total:,} total, {trainable:,} trainable; {count_macs(model) / 1e6:,.1f} M multiply-adds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dphpe", description="Differentially private 2D human pose estimation")
     sub = p.add_subparsers(dest="command", required=True)
@@ -111,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("gt", help="gt_valid.mat")
     ev.add_argument("--threshold", type=float, nargs="+", default=[0.5, 0.1])
     ev.set_defaults(func=cmd_eval_mpii)
+    tr = with_config(sub.add_parser("train", help="train one configuration (or load its stored record)"))
+    tr.add_argument("--method")
+    tr.add_argument("--strategy")
+    tr.add_argument("--epsilon", type=float)
+    tr.add_argument("--clip-norm", type=float)
+    tr.add_argument("--seed", type=int)
+    tr.set_defaults(func=cmd_train)
+    md = with_config(sub.add_parser("model", help="parameter counts and multiply-adds of a preset's model"))
+    md.add_argument("--pretrained", action="store_true", help="build the pretrained start (may train it)")
+    md.set_defaults(func=cmd_model)
     nb = sub.add_parser("notebooks", help="execute notebooks/*.ipynb with papermill for a preset")
     nb.add_argument("--preset", default="embedded", choices=sorted(config_mod.PRESETS))
     nb.add_argument("--out", default="book", help="folder for the executed notebooks")

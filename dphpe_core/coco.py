@@ -16,9 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-from .data import Sample
+from .data import RecordSource, Sample
 from .pckh import J, NUM_JOINTS
 
 COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -69,24 +67,11 @@ def read_coco(path, *, aspect: float = 0.75) -> tuple[list[dict], Counter]:
     return records, skipped
 
 
-class COCOSource:
-    def __init__(self, records: list[dict], image_dir):
-        if not records:
-            raise ValueError("the COCO public split is empty; expected at least one person with keypoints")
-        self.records, self.image_dir = records, Path(image_dir)
-        missing = sorted({r["image"] for r in records if not (self.image_dir / r["image"]).is_file()})
-        if missing:
-            raise FileNotFoundError(f"COCO: {len(missing)} image file(s) missing under {self.image_dir}, e.g. {missing[:3]}")
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __repr__(self) -> str:
-        return f"COCO(public, n={len(self)})"
+class COCOSource(RecordSource):
+    label = "COCO"
 
     def sample(self, i: int) -> Sample:
-        r = self.records[i]
-        image = Image.open(self.image_dir / r["image"]).convert("RGB")
+        r, _, image = self.open_image(i)
         # COCO has no head box; PCKh is never computed on the public split
         return Sample(image=image, center=r["center"], box_width=r["box_width"], joints=r["joints"],
                       joints_vis=r["joints_vis"], head_box=np.array([0, 0, 1, 1], np.float32), visible=r["visible"])
@@ -103,4 +88,4 @@ def coco_source(root, *, aspect: float = 0.75) -> tuple[COCOSource, dict]:
     records, skipped = read_coco(candidates[0], aspect=aspect)
     image_dir = next((d for d in (root / "images", root / "train2017", root) if d.is_dir()
                       and all((d / r["image"]).is_file() for r in records[:1])), root)
-    return COCOSource(records, image_dir), dict(skipped)
+    return COCOSource(records, image_dir, name="public"), dict(skipped)

@@ -12,7 +12,9 @@ that torch's `default_collate` batches.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,6 +99,36 @@ class PoseDataset(Dataset):
         }
 
 
+class RecordSource:
+    """Base of the file-backed sources (MPII, COCO): person records and an image folder, every
+    image's presence checked up front."""
+
+    label = "records"
+
+    def __init__(self, records: list[dict], image_dir, *, name: str):
+        self.records, self.image_dir, self.name = records, Path(image_dir), name
+        if not records:
+            raise ValueError(f"{self.label} split {name!r} is empty; expected at least one person record")
+        missing = sorted({r["image"] for r in records if not (self.image_dir / r["image"]).is_file()})
+        if missing:
+            raise FileNotFoundError(f"{self.label} split {name!r}: {len(missing)} image file(s) missing under "
+                                    f"{self.image_dir}, e.g. {missing[:3]}")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"{self.label}({self.name}, n={len(self)})"
+
+    def open_image(self, i: int) -> tuple[dict, Path, Image.Image]:
+        r = self.records[i]
+        path = self.image_dir / r["image"]
+        try:
+            return r, path, Image.open(path).convert("RGB")
+        except OSError as e:
+            raise ValueError(f"{path}: cannot be read as an image ({e})") from None
+
+
 class SynthPoseSource:
     """A rendered SynthPose split (arrays from `synthpose.load_split`)."""
 
@@ -164,6 +196,10 @@ def build_data(cfg: Config) -> DataBundle:
             info["coco_skipped"] = skipped
         case other:
             raise ValueError(f"unknown public dataset {other!r}")
+    for key in ("mpii_skipped", "coco_skipped"):
+        if info.get(key):
+            warnings.warn(f"{key.split('_')[0].upper()}: skipped annotations by reason {info[key]} "
+                          f"(kept {len(private) if key == 'mpii_skipped' else len(public)})", stacklevel=2)
     return DataBundle(private_train=PoseDataset(private, cfg, train=True, name="private_train"),
                       public=PoseDataset(public, cfg, train=True, name="public"),
                       val=PoseDataset(val, cfg, train=False, name="val"), info=info)

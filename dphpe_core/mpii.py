@@ -20,9 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-from .data import Sample
+from .data import RecordSource, Sample
 from .pckh import JOINT_NAMES, NUM_JOINTS, pckh_per_joint, summarize
 
 PIXEL_STD = 200.0
@@ -154,38 +152,20 @@ def read_release_mat(path) -> tuple[list[dict], Counter]:
     return records, skipped
 
 
-class MPIISource:
-    """Samples from MPII records and an image folder; every image's presence is checked up front."""
+class MPIISource(RecordSource):
+    """Samples from MPII records and an image folder."""
 
-    def __init__(self, records: list[dict], image_dir, *, name: str):
-        self.records, self.image_dir, self.name = records, Path(image_dir), name
-        if not records:
-            raise MPIIError(f"MPII split {name!r} is empty; expected at least one person record")
-        missing = sorted({r["image"] for r in records if not (self.image_dir / r["image"]).is_file()})
-        if missing:
-            raise FileNotFoundError(f"MPII split {name!r}: {len(missing)} image file(s) missing under "
-                                    f"{self.image_dir}, e.g. {missing[:3]}")
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __repr__(self) -> str:
-        return f"MPII({self.name}, n={len(self)})"
+    label = "MPII"
 
     def sample(self, i: int) -> Sample:
-        r = self.records[i]
-        path = self.image_dir / r["image"]
-        try:
-            image = Image.open(path).convert("RGB")
-        except OSError as e:
-            raise MPIIError(f"{path}: cannot be read as an image ({e})") from None
+        r, path, image = self.open_image(i)
         w, h = image.size
         lab = r["joints_vis"] > 0
-        j = r["joints"][lab]
         t = EDGE_TOLERANCE
-        if np.any((j[:, 0] < -t) | (j[:, 0] > w - 1 + t) | (j[:, 1] < -t) | (j[:, 1] > h - 1 + t)):
-            bad = [JOINT_NAMES[k] for k in np.flatnonzero(lab)
-                   if not (-t <= r["joints"][k, 0] <= w - 1 + t and -t <= r["joints"][k, 1] <= h - 1 + t)]
+        inside = ((-t <= r["joints"][:, 0]) & (r["joints"][:, 0] <= w - 1 + t)
+                  & (-t <= r["joints"][:, 1]) & (r["joints"][:, 1] <= h - 1 + t))
+        if np.any(lab & ~inside):
+            bad = [JOINT_NAMES[k] for k in np.flatnonzero(lab & ~inside)]
             raise MPIIError(f"{path}: {self.name} record {i}: labelled joint(s) {bad} lie outside the "
                             f"{w}x{h} image")
         return Sample(image=image, center=r["center"], box_width=r["box_width"], joints=r["joints"],

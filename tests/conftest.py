@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from dphpe_core import make_config
 
@@ -52,3 +53,17 @@ def smoke_book(tmp_path_factory):
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb", "_generated"))
     executed = run_notebooks("smoke", root / "book", repo=REPO)
     return root, executed
+
+
+def make_batch(h: int, w: int, b: int, *, dtype=torch.float32, seed: int = 0) -> dict:
+    """A random batch shaped like the data loader's (image, SimCC targets, weights)."""
+    import numpy as np
+    from dphpe_core import simcc
+    rng = np.random.default_rng(seed)
+    joints = rng.uniform(0, [w - 1, h - 1], (b, 16, 2))
+    vis = (rng.uniform(size=(b, 16)) > 0.1).astype(np.float32)
+    t = [simcc.encode(j, v, width=w, height=h, split=2.0, sigma=1.5) for j, v in zip(joints, vis)]
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.randn(b, 3, h, w, generator=g).to(dtype),
+            "target_x": torch.stack([a[0] for a in t]).to(dtype), "target_y": torch.stack([a[1] for a in t]).to(dtype),
+            "target_weight": torch.stack([a[2] for a in t]).to(dtype)}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from conftest import SHARED_FIXTURES
+
 
 def test_smoke_book_builds_with_its_figures(smoke_book):
     root, _ = smoke_book
@@ -22,7 +24,9 @@ def test_smoke_book_builds_with_its_figures(smoke_book):
         text = page.read_text()
         if chapter.endswith("01_data"):
             images = re.findall(r'<img [^>]*src="([^"]+)"', text)
-            assert len(images) >= 6, f"{chapter}: {len(images)} figures"
+            # gallery, public, private, domain statistics, PCKh example; + real MPII crops where present
+            expected = 5 + (SHARED_FIXTURES / "mpii-sample").is_dir()
+            assert len(images) == expected, f"{chapter}: {len(images)} figures, expected {expected}"
             for src in images:
                 if not src.startswith(("http", "data:")):
                     assert (page.parent / src).resolve().is_file(), src

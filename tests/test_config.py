@@ -21,6 +21,7 @@ def test_paper_preset_matches_the_paper():
     cfg = make_config("paper")
     assert (cfg.input_h, cfg.input_w, cfg.model_size, cfg.dataset) == (256, 192, "5m", "mpii")
     assert (cfg.expected_batch_size, cfg.epochs, cfg.lr, cfg.lr_decay_epoch, cfg.lr_decay) == (32, 25, 1e-3, 20, 0.1)
+    assert (cfg.rotation_deg, cfg.scale_jitter) == (30.0, 0.25)
     assert cfg.delta == pytest.approx(1 / 22000)
     assert (cfg.blur_kernel, cfg.blur_sigma, cfg.simcc_sigma) == (25, 10.0, 3.0)
 
@@ -29,6 +30,7 @@ def test_derived_values_scale_with_input_size():
     cfg = make_config("embedded", input_h=128, input_w=96)
     assert cfg.simcc_sigma == pytest.approx(1.5)
     assert cfg.blur_sigma == pytest.approx(5.0)
+    assert make_config("embedded").blur_kernel == 9       # 25 x 96/256 = 9.4 -> 9
     assert cfg.blur_kernel % 2 == 1 and 11 <= cfg.blur_kernel <= 13
 
 
@@ -44,7 +46,7 @@ def test_unknown_field_is_named_with_a_suggestion():
 
 @pytest.mark.parametrize("field, value, expected", [
     ("epsilon", 0.0, "> 0"), ("epsilon", "0.8", "type float"), ("delta", 1.5, "1/N_private"),
-    ("method", "dp-sgd", "nonprivate"), ("strategy", "frozen", "finetune"), ("input_h", 100, "multiple of 16"),
+    ("method", "dp-sgd", "nonprivate"), ("strategy", "frozen", "finetune"), ("input_h", 100, "multiple of 8"),
     ("clip_norm", -1.0, "> 0"), ("expected_batch_size", 0, ">= 1"), ("subspace_k", 500, "subspace_m"),
     ("augment", 1, "type bool"), ("device", "tpu", "auto"), ("n_private", 0, "SynthPose"),
 ])
@@ -65,7 +67,7 @@ def test_configs_are_frozen_and_replace_validates():
 def test_hash_is_canonical_json_sha256_of_result_fields():
     cfg = make_config("embedded", epsilon=0.4)
     d = {k: v for k, v in cfg.to_dict().items()
-         if k not in ("data_root", "public_root", "cache_dir", "results_dir", "device")}
+         if k not in ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers")}
     expected = hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert cfg.hash() == expected
 

@@ -148,7 +148,7 @@ def test_joints_outside_the_image_are_named(tmp_path):
 
 
 def test_empty_split_and_count_mismatch(mpii_fixture, tmp_path):
-    with pytest.raises(MPIIError, match="empty"):
+    with pytest.raises(ValueError, match="MPII split .val. is empty"):
         MPIISource([], tmp_path, name="val")
     root = tmp_path / "m"
     shutil.copytree(mpii_fixture["root"], root)
@@ -176,3 +176,14 @@ def test_real_mpii_sample_loads_crops_and_draws(tmp_path):
     fig = gallery(ds, range(5), ncols=5)
     fig.savefig(tmp_path / "mpii.png")
     assert (tmp_path / "mpii.png").stat().st_size > 10_000
+
+
+def test_skipped_annotations_are_reported(mpii_fixture, tmp_path):
+    root = tmp_path / "m"
+    shutil.copytree(mpii_fixture["root"], root)
+    (root / "annot" / "train.json").unlink()
+    cfg = make_config("paper", data_root=str(root), public_dataset="synthpose", n_public=20,
+                      cache_dir=str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match=r"MPII: skipped annotations by reason \{'no keypoints': 1\} \(kept 3\)"):
+        b = build_data(cfg)
+    assert b.info["mpii_skipped"] == {"no keypoints": 1}

@@ -1,0 +1,154 @@
+"""One training loop for every method: `train(cfg) -> RunResult`, `load_or_train(cfg)`.
+
+    dphpe train --preset embedded --strategy finetune
+
+The loop is the same for all methods; `make_optimizer(cfg, model)` (mechanisms.py) decides how
+each step is privatised. Val PCKh (flip test) is measured after every epoch. The pretrained start
+of the embedded study is this loop run without privacy on the public split, once per setting,
+cached on disk (`pretrained_state`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from . import results
+from .config import Config
+from .data import build_data
+from .mechanisms import make_optimizer, per_sample_loss
+from .model import PoseModel, build_model, calibrate_affines, predict, public_images
+from .pckh import pckh_per_joint, summarize
+
+PRETRAIN_VERSION = 2
+
+
+def resolve_device(cfg: Config) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def _loader(ds: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=workers,
+                      persistent_workers=workers > 0)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(model: PoseModel, ds: Dataset, *, device, flip_test: bool = True, batch_size: int = 128,
+             workers: int = 0) -> tuple[dict, dict, np.ndarray]:
+    """PCKh@0.5 and @0.1 per group on `ds` (crop pixels, head sizes scaled with the crop), and predictions."""
+    was_training = model.training
+    model.eval()
+    preds, gts, labs, heads = [], [], [], []
+    for batch in _loader(ds, batch_size, shuffle=False, seed=0, workers=workers):
+        preds.append(predict(model, batch["image"].to(device), flip_test=flip_test).cpu())
+        gts.append(batch["joints"])
+        labs.append(batch["joints_vis"] > 0)
+        heads.append(batch["head_size"])
+    model.train(was_training)
+    p, g, lab, h = (torch.cat(x).double().numpy() for x in (preds, gts, labs, heads))
+    return (summarize(*pckh_per_joint(p, g, lab, h, 0.5)), summarize(*pckh_per_joint(p, g, lab, h, 0.1)), p)
+
+
+def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset | None, device,
+        desc: str, progress: bool = True) -> dict:
+    """Train `model` in place for cfg.epochs; returns per-epoch curves."""
+    from tqdm.auto import tqdm
+    torch.manual_seed(cfg.seed)   # augmentation draws from here: the same config gives the same run
+    optimizer = make_optimizer(cfg, model)
+    sched = torch.optim.lr_scheduler.MultiStepLR(optimizer, [cfg.lr_decay_epoch], gamma=cfg.lr_decay)
+    loader = _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)
+    curves = {"epoch": [], "loss": [], "val_pckh": [], "lr": []}
+    bar = tqdm(total=cfg.epochs * len(loader), desc=desc, unit="step", disable=not progress, leave=False)
+    model.train()
+    for epoch in range(cfg.epochs):
+        total, count = 0.0, 0
+        for batch in loader:
+            batch = _to(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = per_sample_loss(model, batch).mean()
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item() * len(batch["image"]), count + len(batch["image"])
+            bar.update()
+        curves["epoch"].append(epoch + 1)
+        curves["loss"].append(total / max(count, 1))
+        curves["lr"].append(optimizer.param_groups[0]["lr"])
+        sched.step()
+        if val_set is not None:
+            curves["val_pckh"].append(evaluate(model, val_set, device=device, flip_test=False)[0]["Mean"])
+            bar.set_postfix(loss=f"{curves['loss'][-1]:.4g}", val=f"{curves['val_pckh'][-1]:.1f}")
+    bar.close()
+    return curves
+
+
+def _pretrain_key(cfg: Config) -> str:
+    fields = ("model_size", "input_h", "input_w", "simcc_split", "simcc_sigma_256", "public_dataset", "n_public",
+              "data_seed", "augment", "rotation_deg", "scale_jitter", "pretrain_epochs", "pretrain_lr",
+              "expected_batch_size", "weight_decay")
+    blob = json.dumps({f: getattr(cfg, f) for f in fields} | {"v": PRETRAIN_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def pretrained_state(cfg: Config, *, progress: bool = True) -> dict:
+    """This project's stand-in for a COCO checkpoint: non-private training from scratch on the
+    public split (seed 0, pretrain_epochs, pretrain_lr), cached under cache_dir/pretrained/."""
+    path = Path(cfg.cache_dir).expanduser() / "pretrained" / f"{_pretrain_key(cfg)}.pt"
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    pre = cfg.replace(method="nonprivate", strategy="scratch", seed=0, epochs=cfg.pretrain_epochs,
+                      lr=cfg.pretrain_lr, lr_decay_epoch=max(1, int(cfg.pretrain_epochs * 0.8)))
+    device = resolve_device(cfg)
+    data = build_data(pre)
+    torch.manual_seed(0)
+    model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
+    model = calibrate_affines(model, public_images(data.public)).to(device)
+    fit(model, pre, data.public, val_set=None, device=device, desc="pretraining on the public split", progress=progress)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return state
+
+
+def train(cfg: Config, *, progress: bool = True) -> results.RunResult:
+    """Train one configuration from its start point and measure it on val."""
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    device = resolve_device(cfg)
+    data = build_data(cfg)
+    model = build_model(cfg).to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    curves = fit(model, cfg, data.private_train, val_set=data.val, device=device,
+                 desc=f"{cfg.method}/{cfg.strategy}", progress=progress)
+    pckh, pckh01, _ = evaluate(model, data.val, device=device, flip_test=cfg.flip_test)
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return results.RunResult(config=cfg.to_dict(), config_hash=cfg.hash(), pckh=pckh, pckh01=pckh01, curves=curves,
+                             wall_s=time.perf_counter() - t0, peak_mem_mb=peak, device=str(device),
+                             versions=results.versions())
+
+
+def load_or_train(cfg: Config, *, progress: bool = True) -> results.RunResult:
+    """The stored record for this config's hash, or a new run (then stored)."""
+    path = results.run_path(cfg)
+    if path.is_file():
+        return results.load(path)
+    result = train(cfg, progress=progress)
+    results.save(result, path)
+    return result
