@@ -1,0 +1,117 @@
+"""The privacy accountant: (noise multiplier, delta, sample rate, steps) <-> epsilon.
+
+    python -m doctest -v dphpe_core/accounting.py
+
+A DP-SGD run is `steps` compositions of the Poisson-subsampled Gaussian mechanism: each row
+joins a step's batch with probability `sample_rate`, the batch's clipped gradients (L2 norm <= C
+each) are summed, and N(0, (noise_multiplier * C)^2) noise is added. Two neighbouring relations:
+
+- "add-remove" (DP-SGD, PDP-SGD, feature DP with the public split): neighbours differ by one row
+  being present or absent, so one row moves the sum by at most C. Accounted with Opacus' RDP
+  accountant (the paper's) or its PRV accountant, through their public API; or with
+  dp-accounting's PLD accountant ("pld"), handy for comparisons.
+- "replace-one" (feature DP: one row's private part is swapped, its public part stays): the sum
+  moves by up to 2C. Opacus' accountants know only add-remove, so this relation is accounted
+  with dp-accounting's PLD accountant, which models replace-one for Poisson-sampled Gaussians.
+
+`calibrate_noise` returns the smallest noise multiplier (to 0.1% relative) whose epsilon does not
+exceed the target, so `epsilon_spent(calibrate_noise(...)) <= target` always holds.
+
+>>> round(epsilon_spent(1.12, 1 / 22000, 32 / 22246, 17379), 3)      # the paper's epsilon 0.8
+0.793
+>>> round(calibrate_noise(0.8, 1 / 22000, 32 / 22246, 17379, accountant="pld", neighbouring="replace-one"), 2)
+1.59
+"""
+
+from __future__ import annotations
+
+import math
+
+ACCOUNTANTS = ("rdp", "prv", "pld")
+NEIGHBOURING = ("add-remove", "replace-one")
+MAX_NOISE_MULTIPLIER = 1e4
+RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [64, 80, 96, 128, 160, 192, 256, 384, 512]
+PRV_EPS_ERROR = 1e-3   # Opacus' default (1e-2, absolute) is coarse next to the small epsilons studied here
+
+
+def check_privacy_parameters(*, epsilon: float | None = None, delta: float, sample_rate: float, steps: int,
+                             noise_multiplier: float | None = None, n_private: int | None = None,
+                             accountant: str = "rdp", neighbouring: str = "add-remove") -> None:
+    """Refuse invalid privacy parameters with an error naming the parameter and what was expected."""
+    if epsilon is not None and not (epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError(f"epsilon={epsilon!r}: expected a finite number > 0")
+    upper = 1.0 if n_private is None else 1.0 / n_private
+    if not 0 < delta < upper:
+        where = "(0, 1)" if n_private is None else f"(0, 1/N_private) = (0, {upper:.3g}) for N_private={n_private}"
+        raise ValueError(f"delta={delta!r}: expected a number in {where}")
+    if not 0 < sample_rate <= 1:
+        raise ValueError(f"sample_rate={sample_rate!r}: expected a number in (0, 1]")
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps={steps!r}: expected a whole number >= 1")
+    if noise_multiplier is not None and not noise_multiplier > 0:
+        raise ValueError(f"noise_multiplier={noise_multiplier!r}: expected a number > 0")
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(f"accountant={accountant!r}: expected one of {list(ACCOUNTANTS)}")
+    if neighbouring not in NEIGHBOURING:
+        raise ValueError(f"neighbouring={neighbouring!r}: expected one of {list(NEIGHBOURING)}")
+    if neighbouring == "replace-one" and accountant != "pld":
+        raise ValueError(f"neighbouring='replace-one' is accounted with dp-accounting's PLD accountant; "
+                         f"pass accountant='pld' (got {accountant!r}: Opacus' accountants are add-remove only)")
+
+
+def epsilon_spent(noise_multiplier: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp",
+                  *, neighbouring: str = "add-remove", n_private: int | None = None) -> float:
+    """Epsilon of `steps` Poisson-subsampled Gaussian steps at this noise multiplier.
+
+    >>> epsilon_spent(1.0, 1e-5, 0.01, 2) < epsilon_spent(1.0, 1e-5, 0.01, 2000)
+    True
+    """
+    check_privacy_parameters(delta=delta, sample_rate=sample_rate, steps=steps, noise_multiplier=noise_multiplier,
+                             n_private=n_private, accountant=accountant, neighbouring=neighbouring)
+    steps = int(steps)
+    if accountant == "pld":
+        return _pld_epsilon(noise_multiplier, delta, sample_rate, steps, neighbouring)
+    from opacus.accountants import PRVAccountant, RDPAccountant
+    acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+    for _ in range(steps):
+        acc.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate)
+    if accountant == "rdp":  # Opacus' default orders stop at 63; small epsilons want higher ones
+        return float(acc.get_epsilon(delta=delta, alphas=RDP_ORDERS))
+    return float(acc.get_epsilon(delta=delta, eps_error=PRV_EPS_ERROR))
+
+
+def _pld_epsilon(noise_multiplier, delta, sample_rate, steps, neighbouring) -> float:
+    import dp_accounting
+    from dp_accounting.pld import PLDAccountant
+    relation = {"add-remove": dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE,
+                "replace-one": dp_accounting.NeighboringRelation.REPLACE_ONE}[neighbouring]
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(sample_rate, dp_accounting.GaussianDpEvent(noise_multiplier)), steps)
+    return float(PLDAccountant(relation).compose(event).get_epsilon(delta))
+
+
+def calibrate_noise(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp",
+                    *, neighbouring: str = "add-remove", n_private: int | None = None) -> float:
+    """The smallest noise multiplier (to 0.1% relative) whose epsilon is <= target_epsilon.
+
+    >>> s = calibrate_noise(2.0, 1e-5, 0.01, 1000)
+    >>> epsilon_spent(s, 1e-5, 0.01, 1000) <= 2.0 < epsilon_spent(s * 0.998, 1e-5, 0.01, 1000)
+    True
+    """
+    check_privacy_parameters(epsilon=target_epsilon, delta=delta, sample_rate=sample_rate, steps=steps,
+                             n_private=n_private, accountant=accountant, neighbouring=neighbouring)
+
+    def eps(sigma):
+        return epsilon_spent(sigma, delta, sample_rate, steps, accountant, neighbouring=neighbouring)
+
+    lo, hi = 0.0, 1.0
+    while eps(hi) > target_epsilon:
+        lo, hi = hi, hi * 2
+        if hi > MAX_NOISE_MULTIPLIER:
+            raise ValueError(f"epsilon={target_epsilon} at delta={delta}, sample_rate={sample_rate}, steps={steps} "
+                             f"needs a noise multiplier above {MAX_NOISE_MULTIPLIER:g}: raise epsilon, or lower the "
+                             f"sample rate or the number of steps")
+    while hi - lo > 1e-3 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if eps(mid) <= target_epsilon else (mid, hi)
+    return hi

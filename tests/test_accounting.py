@@ -1,0 +1,87 @@
+"""The accountant against dp-accounting (an independent implementation) and the paper's numbers."""
+
+import dp_accounting
+import pytest
+from dp_accounting.pld import PLDAccountant
+from dp_accounting.rdp import RdpAccountant
+
+from dphpe_core.accounting import calibrate_noise, epsilon_spent
+
+TABLE = [  # (sample_rate, noise_multiplier, steps, delta)
+    (32 / 22246, 1.12, 17379, 1 / 22246.5), (0.01, 1.0, 1000, 1e-5), (0.004, 0.8, 5000, 1e-6),
+    (0.05, 2.0, 200, 1e-5), (0.1, 4.0, 50, 1e-3),
+]
+
+
+def _event(q, sigma, steps):
+    return dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps)
+
+
+@pytest.mark.parametrize("q, sigma, steps, delta", TABLE)
+def test_rdp_agrees_with_dp_accounting(q, sigma, steps, delta):
+    ref = RdpAccountant().compose(_event(q, sigma, steps)).get_epsilon(delta)
+    assert epsilon_spent(sigma, delta, q, steps, "rdp") == pytest.approx(ref, rel=5e-3)
+
+
+@pytest.mark.parametrize("q, sigma, steps, delta", TABLE)
+def test_prv_agrees_with_dp_accounting_pld(q, sigma, steps, delta):
+    ref = PLDAccountant().compose(_event(q, sigma, steps)).get_epsilon(delta)
+    assert epsilon_spent(sigma, delta, q, steps, "prv") == pytest.approx(ref, rel=2e-2)
+
+
+@pytest.mark.parametrize("q, sigma, steps, delta", TABLE[1:])
+def test_replace_one_agrees_with_dp_accounting_and_exceeds_add_remove(q, sigma, steps, delta):
+    ref = PLDAccountant(dp_accounting.NeighboringRelation.REPLACE_ONE).compose(_event(q, sigma, steps)).get_epsilon(delta)
+    ours = epsilon_spent(sigma, delta, q, steps, "pld", neighbouring="replace-one")
+    assert ours == pytest.approx(ref, rel=1e-9)
+    assert ours > epsilon_spent(sigma, delta, q, steps, "pld") * 1.2
+
+
+PAPER = dict(q=32 / 22246, steps=17379, delta=1 / 22000)
+
+
+@pytest.mark.parametrize("sigma, rdp, pld, replace_one", [(3.2, 0.195, 0.173, 0.362), (1.8, 0.391, 0.349, 0.691),
+                                                          (1.33, 0.593, 0.530, 0.988), (1.12, 0.793, 0.694, 1.231)])
+def test_the_papers_settings(sigma, rdp, pld, replace_one):
+    q, steps, delta = PAPER["q"], PAPER["steps"], PAPER["delta"]
+    assert round(epsilon_spent(sigma, delta, q, steps), 3) == rdp
+    assert round(epsilon_spent(sigma, delta, q, steps, "pld"), 3) == pld
+    assert round(epsilon_spent(sigma, delta, q, steps, "pld", neighbouring="replace-one"), 3) == replace_one
+
+
+@pytest.mark.parametrize("accountant, neighbouring, target", [("rdp", "add-remove", 0.8), ("prv", "add-remove", 0.5),
+                                                              ("pld", "replace-one", 0.8), ("rdp", "add-remove", 8.0)])
+def test_calibrate_then_check(accountant, neighbouring, target):
+    q, steps, delta = 0.005, 2000, 1e-5
+    sigma = calibrate_noise(target, delta, q, steps, accountant, neighbouring=neighbouring)
+    eps = epsilon_spent(sigma, delta, q, steps, accountant, neighbouring=neighbouring)
+    assert eps <= target
+    assert epsilon_spent(sigma * 0.995, delta, q, steps, accountant, neighbouring=neighbouring) > target * 0.99
+
+
+def test_epsilon_is_positive_and_grows_with_steps_and_rate():
+    eps = [epsilon_spent(1.0, 1e-5, 0.01, t) for t in (1, 10, 100, 1000)]
+    assert 0 < eps[0] < eps[1] < eps[2] < eps[3]
+    assert epsilon_spent(1.0, 1e-5, 0.02, 100) > eps[2] > epsilon_spent(2.0, 1e-5, 0.01, 100)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(target_epsilon=0.0), r"epsilon=0.0: expected a finite number > 0"),
+    (dict(target_epsilon=-1.0), "epsilon=-1.0"),
+    (dict(delta=0.0), r"delta=0.0: expected a number in \(0, 1\)"),
+    (dict(delta=1e-3, n_private=2000), r"delta=0.001: expected a number in \(0, 1/N_private\)"),
+    (dict(sample_rate=1.5), r"sample_rate=1.5: expected a number in \(0, 1\]"),
+    (dict(steps=0), "steps=0"),
+    (dict(accountant="gdp"), "accountant='gdp'"),
+    (dict(neighbouring="replace-one"), "pass accountant='pld'"),
+    (dict(target_epsilon=1e-6, steps=100000, sample_rate=1.0), "needs a noise multiplier above 10000"),
+])
+def test_invalid_privacy_parameters_are_refused(kwargs, msg):
+    args = dict(target_epsilon=1.0, delta=1e-5, sample_rate=0.01, steps=100, accountant="rdp")
+    neighbouring = kwargs.pop("neighbouring", "add-remove")
+    n_private = kwargs.pop("n_private", None)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=msg):
+        calibrate_noise(**args, neighbouring=neighbouring, n_private=n_private)
+    with pytest.raises(ValueError):
+        epsilon_spent(0.0, 1e-5, 0.01, 10)
