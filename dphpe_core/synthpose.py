@@ -316,7 +316,7 @@ def _capsule(draw, a, b, r, shades):
               width=max(1, int(w * 0.25)))
 
 
-def _draw_head(draw, centre, r, person, i, facing, roll):
+def _draw_head(draw, centre, r, person, i, facing):
     cx, cy = centre
     skin, hair = tuple(person["skin_rgb"][i].astype(int)), tuple(person["hair_rgb"][i].astype(int))
     draw.ellipse([cx - r * 1.05, cy - r * 1.1, cx + r * 1.05, cy + r * 1.1], fill=_shade(skin, 0.65))
@@ -378,7 +378,7 @@ def render_chunk(split: str, chunk: int, count: int, height: int, width: int, se
             r = _R[rkey] * person["girth"][i] * ppu[i] * 2
             if name == "head":
                 r = _R["head"] * person["height"][i] * ppu[i] * 2
-                _draw_head(draw, (p2[[8, 9]].mean(0)), r, person, i, facing, person["roll"][i])
+                _draw_head(draw, p2[[8, 9]].mean(0), r, person, i, facing)
             elif name == "torso":
                 quad = p2[[J["r_shoulder"], J["l_shoulder"], J["l_hip"], J["r_hip"]]]
                 draw.polygon([tuple(q) for q in quad], fill=colours["top"][3])

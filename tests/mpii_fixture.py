@@ -25,6 +25,11 @@ from dphpe_core.synthpose import render_split
 H, W = 128, 96
 
 
+def _to_big(p, f: float, offset) -> np.ndarray:
+    """Crop pixels -> pixels of the large image the crop was enlarged by f and pasted into at offset."""
+    return (np.asarray(p, np.float64) + 0.5) * f - 0.5 + offset
+
+
 def write_mpii_fixture(root, *, n: int = 6, seed: int = 3) -> dict:
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -41,10 +46,10 @@ def write_mpii_fixture(root, *, n: int = 6, seed: int = 3) -> dict:
         big.paste(patch, (ox, oy))
         name = f"{i:09d}.png"
         big.save(root / "images" / name)
-        to_big = lambda p: (np.asarray(p, np.float64) + 0.5) * f - 0.5 + np.array([ox, oy])  # noqa: E731
-        joints = to_big(crops["joints"][i])
-        box = np.concatenate([to_big(crops["head_box"][i][:2]), to_big(crops["head_box"][i][2:])])
-        centre = to_big([(W - 1) / 2, (H - 1) / 2])
+        offset = np.array([ox, oy])
+        joints = _to_big(crops["joints"][i], f, offset)
+        box = np.concatenate([_to_big(crops["head_box"][i][:2], f, offset), _to_big(crops["head_box"][i][2:], f, offset)])
+        centre = _to_big([(W - 1) / 2, (H - 1) / 2], f, offset)
         people.append(dict(image=name, joints=joints, vis=crops["joints_vis"][i].copy(), head_box=box,
                            centre=centre, box_width=W * f, size=big.size))
     for p in people:  # MPII leaves unlabelled joints out; HRNet's JSON writes them as (-1, -1) -> here (0, 0)
