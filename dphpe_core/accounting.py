@@ -34,6 +34,18 @@ RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [64, 
 PRV_EPS_ERROR = 1e-3   # Opacus' default (1e-2, absolute) is coarse next to the small epsilons studied here
 
 
+def default_delta(n_private: int) -> float:
+    """The largest power of ten strictly below 1 / n_private (1e-4 for 4,000 crops, 1e-5 for MPII's 22,246).
+
+    >>> default_delta(4000), default_delta(1000), default_delta(22246)
+    (0.0001, 0.0001, 1e-05)
+    """
+    if n_private < 1:
+        raise ValueError(f"n_private={n_private!r}: expected at least one private training crop")
+    k = math.ceil(math.log10(n_private))
+    return 10.0 ** -(k + 1) if 10.0 ** -k >= 1.0 / n_private else 10.0 ** -k
+
+
 def check_privacy_parameters(*, epsilon: float | None = None, delta: float, sample_rate: float, steps: int,
                              noise_multiplier: float | None = None, n_private: int | None = None,
                              accountant: str = "rdp", neighbouring: str = "add-remove") -> None:

@@ -62,7 +62,7 @@ class Config:
     # -- privacy ---------------------------------------------------------------------------
     method: str = "nonprivate"
     epsilon: float = 0.8
-    delta: float = 0.0                  # 0 means 1 / N_private, set when the data are known
+    delta: float = 0.0                  # 0: the largest power of ten below 1 / N_private (accounting.default_delta)
     clip_norm: float = 0.1
     accountant: str = "rdp"
     fdp_public: str = "independent"
@@ -141,7 +141,7 @@ _EMBEDDED = dict(preset="embedded")
 _PAPER = dict(
     preset="paper", dataset="mpii", public_dataset="coco", data_root="data/mpii",
     public_root="data/coco", input_h=256, input_w=192, model_size="5m", n_private=0,
-    n_public=0, n_val=0, delta=1 / 22000, expected_batch_size=32, epochs=25, lr=1e-3, lr_decay_epoch=20,
+    n_public=0, n_val=0, expected_batch_size=32, epochs=25, lr=1e-3, lr_decay_epoch=20,
     rotation_deg=30.0, scale_jitter=0.25, pretrain_epochs=210, pretrain_lr=1e-3, num_workers=4,
 )
 PRESETS: dict[str, dict] = {"smoke": _SMOKE, "embedded": _EMBEDDED, "paper": _PAPER}

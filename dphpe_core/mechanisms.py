@@ -12,12 +12,14 @@ brute-force loop of single-sample gradients. `make_optimizer` is the one place t
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import torch
 from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
+from .accounting import calibrate_noise, default_delta, epsilon_spent
 from .config import Config
 from .simcc import kl_loss
 
@@ -73,14 +75,62 @@ def clipped_grad_sum(model: nn.Module, batch: dict, clip_norm: float) -> dict[st
             gsm.remove_hooks()
 
 
-def make_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer that privatises each step for `cfg.method` (the only reader of cfg.method)."""
+@dataclass
+class Mechanism:
+    """How the training loop takes a step for one method."""
+    model: nn.Module                  # what the loop calls: a GradSampleModule for private methods
+    optimizer: torch.optim.Optimizer  # a DPOptimizer (clip, noise, / expected batch) for private methods
+    poisson: bool                     # Poisson sampling at `sample_rate`, else shuffled fixed-size batches
+    sum_loss: bool                    # backward on the sum of per-crop losses (per-sample gradients)
+    privacy: dict = field(default_factory=dict)
+    guarantee: str = "none: trained without differential privacy"
+
+
+def dp_optimizer(params, cfg: Config, *, noise_multiplier: float, clip_norm: float,
+                 expected_batch_size: int) -> DPOptimizer:
+    """AdamW behind Opacus' DPOptimizer: per-sample clipping to clip_norm, Gaussian noise of std
+    noise_multiplier * clip_norm on the sum, division by the expected batch size."""
+    base = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return DPOptimizer(base, noise_multiplier=noise_multiplier, max_grad_norm=clip_norm,
+                       expected_batch_size=expected_batch_size, loss_reduction="mean")
+
+
+def make_optimizer(cfg: Config, model: nn.Module, *, n_private: int, steps_per_epoch: int) -> Mechanism:
+    """The step of `cfg.method` (the only reader of cfg.method), for n_private training crops."""
     params = [p for _, p in trainable(model)]
     match cfg.method:
         case "nonprivate":
-            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        case "dpsgd" | "pdp" | "fdp" | "hybrid":
-            raise NotImplementedError(f"method {cfg.method!r}: the private trainers are not built yet "
-                                      f"(issue 4); only 'nonprivate' trains today")
+            return Mechanism(model, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
+                             poisson=False, sum_loss=False)
+        case "dpsgd":
+            privacy = privacy_budget(cfg, n_private=n_private, steps_per_epoch=steps_per_epoch)
+            gsm = wrap_for_per_sample_grads(model)
+            opt = dp_optimizer(params, cfg, noise_multiplier=privacy["noise_multiplier"], clip_norm=cfg.clip_norm,
+                               expected_batch_size=cfg.expected_batch_size)
+            guarantee = (f"({privacy['epsilon_spent']:.3g}, {privacy['delta']:.2g})-DP for each private training "
+                         f"crop under add/remove-one neighbours (DP-SGD, {privacy['accountant']} accountant): "
+                         f"the trained model and every logged gradient step; labels and images of a crop alike")
+            return Mechanism(gsm, opt, poisson=True, sum_loss=True, privacy=privacy, guarantee=guarantee)
+        case "pdp" | "fdp" | "hybrid":
+            raise NotImplementedError(f"method {cfg.method!r}: projected and feature-DP trainers are not built yet "
+                                      f"(issue 4); 'nonprivate' and 'dpsgd' train today")
         case other:
             raise ValueError(f"unknown method {other!r}")
+
+
+def privacy_budget(cfg: Config, *, n_private: int, steps_per_epoch: int) -> dict:
+    """The noise multiplier that meets cfg.epsilon for this run's sample rate and steps (add/remove)."""
+    sample_rate = cfg.expected_batch_size / n_private
+    steps = cfg.epochs * steps_per_epoch
+    delta = cfg.delta or default_delta(n_private)
+    sigma = calibrate_noise(cfg.epsilon, delta, sample_rate, steps, cfg.accountant, n_private=n_private)
+    return dict(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta, accountant=cfg.accountant,
+                neighbouring="add-remove", clip_norm=cfg.clip_norm, epsilon_target=cfg.epsilon,
+                epsilon_spent=epsilon_spent(sigma, delta, sample_rate, steps, cfg.accountant))
+
+
+def noise_only_step(mech: Mechanism) -> None:
+    """A Poisson batch can be empty; the step still releases noise (the accountant counted it)."""
+    for p in mech.optimizer.params:
+        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+    mech.optimizer.step()

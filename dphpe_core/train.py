@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from . import results
 from .config import Config
 from .data import build_data
-from .mechanisms import make_optimizer, per_sample_loss
+from .mechanisms import Mechanism, make_optimizer, noise_only_step, per_sample_loss
 from .model import PoseModel, build_model, calibrate_affines, predict, public_images
 from .pckh import pckh_per_joint, summarize
 
@@ -63,36 +64,60 @@ def evaluate(model: PoseModel, ds: Dataset, *, device, flip_test: bool = True, b
     return (summarize(*pckh_per_joint(p, g, lab, h, 0.5)), summarize(*pckh_per_joint(p, g, lab, h, 0.1)), p)
 
 
+def _collate_or_none(items: list):
+    """default_collate, or None for the empty batches that Poisson sampling can draw."""
+    return default_collate(items) if items else None
+
+
+def _poisson_loader(ds: Dataset, sample_rate: float, steps: int, *, seed: int, workers: int) -> DataLoader:
+    sampler = UniformWithReplacementSampler(num_samples=len(ds), sample_rate=sample_rate,
+                                            generator=torch.Generator().manual_seed(seed), steps=steps)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=_collate_or_none, num_workers=workers,
+                      persistent_workers=workers > 0)
+
+
 def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset | None, device,
-        desc: str, progress: bool = True) -> dict:
-    """Train `model` in place for cfg.epochs; returns per-epoch curves."""
+        desc: str, progress: bool = True) -> tuple[dict, Mechanism]:
+    """Train `model` in place for cfg.epochs with cfg.method's step; per-epoch curves and the mechanism."""
     from tqdm.auto import tqdm
-    torch.manual_seed(cfg.seed)   # augmentation draws from here: the same config gives the same run
-    optimizer = make_optimizer(cfg, model)
-    sched = torch.optim.lr_scheduler.MultiStepLR(optimizer, [cfg.lr_decay_epoch], gamma=cfg.lr_decay)
-    loader = _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)
+    torch.manual_seed(cfg.seed)   # augmentation and noise draw from here: the same config gives the same run
+    steps_per_epoch = max(1, round(len(train_set) / cfg.expected_batch_size))
+    mech = make_optimizer(cfg, model, n_private=len(train_set), steps_per_epoch=steps_per_epoch)
+    sched = torch.optim.lr_scheduler.MultiStepLR(mech.optimizer, [cfg.lr_decay_epoch], gamma=cfg.lr_decay)
+    if mech.poisson:
+        loader = _poisson_loader(train_set, mech.privacy["sample_rate"], steps_per_epoch, seed=cfg.seed,
+                                 workers=cfg.num_workers)
+    else:
+        loader = _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)
     curves = {"epoch": [], "loss": [], "val_pckh": [], "lr": []}
     bar = tqdm(total=cfg.epochs * len(loader), desc=desc, unit="step", disable=not progress, leave=False)
     model.train()
     for epoch in range(cfg.epochs):
         total, count = 0.0, 0
         for batch in loader:
+            mech.optimizer.zero_grad(set_to_none=True)
+            if batch is None:
+                noise_only_step(mech)
+                bar.update()
+                continue
             batch = _to(batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = per_sample_loss(model, batch).mean()
-            loss.backward()
-            optimizer.step()
-            total, count = total + loss.item() * len(batch["image"]), count + len(batch["image"])
+            losses = per_sample_loss(mech.model, batch)
+            (losses.sum() if mech.sum_loss else losses.mean()).backward()
+            mech.optimizer.step()
+            total, count = total + losses.sum().item(), count + len(losses)
             bar.update()
         curves["epoch"].append(epoch + 1)
         curves["loss"].append(total / max(count, 1))
-        curves["lr"].append(optimizer.param_groups[0]["lr"])
+        curves["lr"].append(mech.optimizer.param_groups[0]["lr"])
         sched.step()
         if val_set is not None:
             curves["val_pckh"].append(evaluate(model, val_set, device=device, flip_test=False)[0]["Mean"])
             bar.set_postfix(loss=f"{curves['loss'][-1]:.4g}", val=f"{curves['val_pckh'][-1]:.1f}")
     bar.close()
-    return curves
+    mech.optimizer.zero_grad(set_to_none=True)
+    if mech.model is not model:
+        mech.model.remove_hooks()
+    return curves, mech
 
 
 def _pretrain_key(cfg: Config) -> str:
@@ -134,14 +159,14 @@ def train(cfg: Config, *, progress: bool = True) -> results.RunResult:
     model = build_model(cfg).to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    curves = fit(model, cfg, data.private_train, val_set=data.val, device=device,
-                 desc=f"{cfg.method}/{cfg.strategy}", progress=progress)
+    curves, mech = fit(model, cfg, data.private_train, val_set=data.val, device=device,
+                       desc=f"{cfg.method}/{cfg.strategy}", progress=progress)
     pckh, pckh01, _ = evaluate(model, data.val, device=device, flip_test=cfg.flip_test)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return results.RunResult(config=cfg.to_dict(), config_hash=cfg.hash(), pckh=pckh, pckh01=pckh01, curves=curves,
                              wall_s=time.perf_counter() - t0, peak_mem_mb=peak, device=str(device),
-                             versions=results.versions())
+                             versions=results.versions(), privacy=mech.privacy, guarantee=mech.guarantee)
 
 
 def load_or_train(cfg: Config, *, progress: bool = True) -> results.RunResult:

@@ -4,7 +4,8 @@ from torch import nn
 
 from conftest import make_batch
 from dphpe_core import make_config
-from dphpe_core.mechanisms import clipped_grad_sum, make_optimizer, per_sample_loss, trainable
+from dphpe_core.mechanisms import (clipped_grad_sum, dp_optimizer, make_optimizer, noise_only_step, per_sample_loss,
+                                   trainable, wrap_for_per_sample_grads)
 from dphpe_core.model import PoseModel, set_strategy
 
 CASES = [(size, hw, strategy) for size, hw in (("smoke", (64, 48)), ("embedded", (96, 72)))
@@ -91,6 +92,41 @@ def test_bad_inputs():
 
 def test_nonprivate_optimizer_sees_only_trainable_parameters():
     m = set_strategy(PoseModel("smoke", (64, 48), 2.0), "finetune")
-    opt = make_optimizer(make_config("smoke"), m)
-    assert isinstance(opt, torch.optim.AdamW)
-    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(p.numel() for _, p in trainable(m))
+    mech = make_optimizer(make_config("smoke"), m, n_private=96, steps_per_epoch=6)
+    assert isinstance(mech.optimizer, torch.optim.AdamW) and mech.model is m and not mech.poisson
+    n = sum(p.numel() for g in mech.optimizer.param_groups for p in g["params"])
+    assert n == sum(p.numel() for _, p in trainable(m))
+
+
+def test_nonprivate_equals_dpsgd_without_noise_or_clipping():
+    cfg = make_config("smoke")
+    a, b = _model("smoke", (64, 48), "full"), _model("smoke", (64, 48), "full")
+    batch = make_batch(64, 48, 4, dtype=torch.float64)
+    plain = torch.optim.AdamW(a.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_sample_loss(a, batch).mean().backward()
+    plain.step()
+    gsm = wrap_for_per_sample_grads(b)
+    private = dp_optimizer([p for _, p in trainable(b)], cfg, noise_multiplier=0.0, clip_norm=1e12,
+                           expected_batch_size=4)
+    per_sample_loss(gsm, batch).sum().backward()
+    private.step()
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p, q, rtol=1e-9, atol=1e-12), n
+
+
+def test_dpsgd_mechanism_calibrates_and_survives_an_empty_batch():
+    cfg = make_config("smoke", method="dpsgd", epsilon=1.0, clip_norm=0.1)
+    m = _model("smoke", (64, 48), "full", dtype=torch.float32)
+    before = [p.detach().clone() for p in m.parameters()]
+    mech = make_optimizer(cfg, m, n_private=96, steps_per_epoch=6)
+    assert mech.poisson and mech.sum_loss and mech.privacy["epsilon_spent"] <= 1.0
+    assert mech.privacy["noise_multiplier"] > 0 and mech.privacy["sample_rate"] == 16 / 96
+    noise_only_step(mech)                     # the released update is noise alone
+    assert any(not torch.equal(p, q) for p, q in zip(m.parameters(), before))
+    mech.model.remove_hooks()
+
+
+def test_methods_not_built_yet_say_so():
+    m = PoseModel("smoke", (64, 48), 2.0)
+    with pytest.raises(NotImplementedError, match="not built yet"):
+        make_optimizer(make_config("smoke", method="hybrid"), m, n_private=96, steps_per_epoch=6)

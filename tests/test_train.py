@@ -51,7 +51,8 @@ def test_fit_learns_a_small_set(smoke_cfg, smoke_bundle):
     subset = Subset(smoke_bundle.val, range(16))
     torch.manual_seed(0)
     m = PoseModel("smoke", (cfg.input_h, cfg.input_w), cfg.simcc_split)
-    curves = fit(m, cfg, subset, val_set=None, device="cpu", desc="", progress=False)
+    curves, mech = fit(m, cfg, subset, val_set=None, device="cpu", desc="", progress=False)
+    assert mech.privacy == {} and not mech.poisson
     assert curves["loss"][-1] < 0.6 * curves["loss"][0]
 
 
@@ -70,3 +71,29 @@ def test_cuda_request_without_cuda_is_refused(smoke_cfg):
         pytest.skip("a CUDA device is present")
     with pytest.raises(ValueError, match="no CUDA device"):
         train_mod.resolve_device(smoke_cfg.replace(device="cuda"))
+
+
+@pytest.fixture(scope="module")
+def dpsgd_run(smoke_cfg, tmp_path_factory):
+    cfg = smoke_cfg.replace(results_dir=str(tmp_path_factory.mktemp("results")), method="dpsgd", epsilon=2.0,
+                            clip_norm=0.1, epochs=2, lr_decay_epoch=1)
+    return cfg, load_or_train(cfg, progress=False)
+
+
+def test_dpsgd_record_reports_the_epsilon_of_its_own_numbers(dpsgd_run):
+    from dphpe_core.accounting import epsilon_spent
+    cfg, r = dpsgd_run
+    p = r.privacy
+    n = cfg.n_private
+    assert p["sample_rate"] == cfg.expected_batch_size / n and p["steps"] == cfg.epochs * round(n / cfg.expected_batch_size)
+    assert 0 < p["delta"] < 1 / n and p["neighbouring"] == "add-remove" and p["clip_norm"] == cfg.clip_norm
+    again = epsilon_spent(p["noise_multiplier"], p["delta"], p["sample_rate"], p["steps"], p["accountant"])
+    assert 0 < p["epsilon_spent"] == pytest.approx(again, rel=1e-12) and p["epsilon_spent"] <= cfg.epsilon
+    assert "add/remove" in r.guarantee and "DP-SGD" in r.guarantee
+    assert len(r.curves["val_pckh"]) == 2 and 0 <= r.pckh["Mean"] <= 100
+
+
+def test_delta_at_or_above_one_over_n_is_refused(smoke_cfg):
+    from dphpe_core.mechanisms import privacy_budget
+    with pytest.raises(ValueError, match=r"delta=0.02: expected a number in \(0, 1/N_private\)"):
+        privacy_budget(smoke_cfg.replace(method="dpsgd", delta=0.02), n_private=96, steps_per_epoch=6)
