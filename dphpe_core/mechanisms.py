@@ -108,8 +108,9 @@ def make_optimizer(cfg: Config, model: nn.Module, *, n_private: int, steps_per_e
             opt = dp_optimizer(params, cfg, noise_multiplier=privacy["noise_multiplier"], clip_norm=cfg.clip_norm,
                                expected_batch_size=cfg.expected_batch_size)
             guarantee = (f"({privacy['epsilon_spent']:.3g}, {privacy['delta']:.2g})-DP for each private training "
-                         f"crop under add/remove-one neighbours (DP-SGD, {privacy['accountant']} accountant): "
-                         f"the trained model and every logged gradient step; labels and images of a crop alike")
+                         f"crop (image and labels alike) under add/remove-one neighbours (DP-SGD, "
+                         f"{privacy['accountant']} accountant); it covers the final and every intermediate model. "
+                         f"The per-epoch PCKh uses the separate val split; the training loss is not logged")
             return Mechanism(gsm, opt, poisson=True, sum_loss=True, privacy=privacy, guarantee=guarantee)
         case "pdp" | "fdp" | "hybrid":
             raise NotImplementedError(f"method {cfg.method!r}: projected and feature-DP trainers are not built yet "

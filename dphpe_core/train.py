@@ -107,12 +107,13 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
             total, count = total + losses.sum().item(), count + len(losses)
             bar.update()
         curves["epoch"].append(epoch + 1)
-        curves["loss"].append(total / max(count, 1))
+        # a private run's training loss is a noise-free function of private crops: never logged
+        curves["loss"].append(None if mech.privacy else total / max(count, 1))
         curves["lr"].append(mech.optimizer.param_groups[0]["lr"])
         sched.step()
         if val_set is not None:
             curves["val_pckh"].append(evaluate(model, val_set, device=device, flip_test=False)[0]["Mean"])
-            bar.set_postfix(loss=f"{curves['loss'][-1]:.4g}", val=f"{curves['val_pckh'][-1]:.1f}")
+            bar.set_postfix(val=f"{curves['val_pckh'][-1]:.1f}")
     bar.close()
     mech.optimizer.zero_grad(set_to_none=True)
     if mech.model is not model:

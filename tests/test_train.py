@@ -90,6 +90,7 @@ def test_dpsgd_record_reports_the_epsilon_of_its_own_numbers(dpsgd_run):
     again = epsilon_spent(p["noise_multiplier"], p["delta"], p["sample_rate"], p["steps"], p["accountant"])
     assert 0 < p["epsilon_spent"] == pytest.approx(again, rel=1e-12) and p["epsilon_spent"] <= cfg.epsilon
     assert "add/remove" in r.guarantee and "DP-SGD" in r.guarantee
+    assert r.curves["loss"] == [None, None]        # no noise-free statistic of the private crops is recorded
     assert len(r.curves["val_pckh"]) == 2 and 0 <= r.pckh["Mean"] <= 100
 
 
