@@ -1,4 +1,4 @@
-# make book   builds the study (notebooks executed by papermill, then jupyter-book) for PRESET
+# make book   builds the study for PRESET: the sweep (resumable), the notebooks (papermill), the book
 # make test   runs the whole test suite, notebooks included
 # Both create .venv first when it is absent.
 PRESET ?= embedded
@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import dphpe_core, torch, opacus, papermill, jupyter_book"
 	touch $(STAMP)
 
+JOBS ?= 2
+
 book: $(STAMP)
 	rm -rf book/_generated
+	$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS)
 	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book: file://$(CURDIR)/_build/html/index.html"

@@ -14,6 +14,12 @@ each) are summed, and N(0, (noise_multiplier * C)^2) noise is added. Two neighbo
   moves by up to 2C. Opacus' accountants know only add-remove, so this relation is accounted
   with dp-accounting's PLD accountant, which models replace-one for Poisson-sampled Gaussians.
 
+Without amplification (feature DP whose noise-free public gradient is computed on the very
+Poisson batch, the paper's released code): whether a row was sampled is revealed, so each of its
+participations is a full Gaussian mechanism. `epsilon_without_amplification` bounds a row's
+participations by the (1 - delta/2) quantile of Binomial(steps, sample_rate), adds that tail to
+delta, and composes that many Gaussian mechanisms exactly (sensitivity C or 2C).
+
 `calibrate_noise` returns the smallest noise multiplier (to 0.1% relative) whose epsilon does not
 exceed the target, so `epsilon_spent(calibrate_noise(...)) <= target` always holds.
 
@@ -25,6 +31,7 @@ exceed the target, so `epsilon_spent(calibrate_noise(...)) <= target` always hol
 
 from __future__ import annotations
 
+import functools
 import math
 
 ACCOUNTANTS = ("rdp", "prv", "pld")
@@ -80,7 +87,12 @@ def epsilon_spent(noise_multiplier: float, delta: float, sample_rate: float, ste
     """
     check_privacy_parameters(delta=delta, sample_rate=sample_rate, steps=steps, noise_multiplier=noise_multiplier,
                              n_private=n_private, accountant=accountant, neighbouring=neighbouring)
-    steps = int(steps)
+    return _epsilon(float(noise_multiplier), float(delta), float(sample_rate), int(steps), accountant, neighbouring)
+
+
+@functools.lru_cache(maxsize=4096)   # a pure function of its arguments; calibrations and sweeps repeat them
+def _epsilon(noise_multiplier: float, delta: float, sample_rate: float, steps: int, accountant: str,
+             neighbouring: str) -> float:
     if accountant == "pld":
         return _pld_epsilon(noise_multiplier, delta, sample_rate, steps, neighbouring)
     from opacus.accountants import PRVAccountant, RDPAccountant
@@ -92,6 +104,13 @@ def epsilon_spent(noise_multiplier: float, delta: float, sample_rate: float, ste
     return float(acc.get_epsilon(delta=delta, eps_error=PRV_EPS_ERROR))
 
 
+def pld_interval(steps: int) -> float:
+    """dp-accounting's PLD discretization for `steps` compositions. Its estimate is pessimistic (an
+    upper bound) at any interval; the default 1e-4 is slow for large sampling rates, and over a
+    few hundred steps 1e-3 changes epsilon by under 0.05% (tests/test_accounting.py)."""
+    return 1e-3 if steps <= 500 else 1e-4
+
+
 def _pld_epsilon(noise_multiplier, delta, sample_rate, steps, neighbouring) -> float:
     import dp_accounting
     from dp_accounting.pld import PLDAccountant
@@ -99,21 +118,77 @@ def _pld_epsilon(noise_multiplier, delta, sample_rate, steps, neighbouring) -> f
                 "replace-one": dp_accounting.NeighboringRelation.REPLACE_ONE}[neighbouring]
     event = dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(sample_rate, dp_accounting.GaussianDpEvent(noise_multiplier)), steps)
-    return float(PLDAccountant(relation).compose(event).get_epsilon(delta))
+    accountant = PLDAccountant(relation, value_discretization_interval=pld_interval(steps))
+    return float(accountant.compose(event).get_epsilon(delta))
+
+
+def participations(sample_rate: float, steps: int, tail: float) -> int:
+    """The smallest k with P(Binomial(steps, sample_rate) > k) <= tail: a row's participations, but
+    for probability `tail`.
+
+    >>> participations(0.5, 2, 0.25), participations(0.5, 2, 0.2)
+    (1, 2)
+    """
+    from scipy.stats import binom
+    k = max(0, int(binom.isf(tail, steps, sample_rate)) - 1)
+    while binom.sf(k, steps, sample_rate) > tail:
+        k += 1
+    return k
+
+
+def gaussian_epsilon(mu: float, delta: float) -> float:
+    """Exact epsilon of a Gaussian mechanism whose sensitivity is `mu` standard deviations
+    (Balle & Wang 2018: delta(eps) = Phi(mu/2 - eps/mu) - e^eps Phi(-mu/2 - eps/mu)).
+
+    >>> round(gaussian_epsilon(1.0, 1e-5), 3)
+    4.377
+    """
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def excess(eps):
+        return norm.cdf(mu / 2 - eps / mu) - math.exp(eps) * norm.cdf(-mu / 2 - eps / mu) - delta
+
+    if excess(0.0) <= 0:
+        return 0.0
+    hi = 1.0
+    while excess(hi) > 0:
+        hi *= 2
+    return float(brentq(excess, 0.0, hi, xtol=1e-10, rtol=1e-10))
+
+
+def epsilon_without_amplification(noise_multiplier: float, delta: float, sample_rate: float, steps: int, *,
+                                  neighbouring: str = "replace-one", n_private: int | None = None) -> float:
+    """Epsilon when sampling does not hide who was sampled: delta/2 pays for the rows sampled more
+    than `participations(sample_rate, steps, delta/2)` times, and that many Gaussian mechanisms of
+    sensitivity C (add-remove) or 2C (replace-one) at noise noise_multiplier * C spend the rest.
+
+    >>> round(epsilon_without_amplification(1.12, 1 / 22000, 32 / 22246, 17379, neighbouring="add-remove"), 1)
+    43.6
+    """
+    check_privacy_parameters(delta=delta, sample_rate=sample_rate, steps=steps, noise_multiplier=noise_multiplier,
+                             n_private=n_private, accountant="pld", neighbouring=neighbouring)
+    k = participations(sample_rate, int(steps), delta / 2)
+    sensitivity = 2.0 if neighbouring == "replace-one" else 1.0
+    return gaussian_epsilon(sensitivity * math.sqrt(k) / noise_multiplier, delta / 2) if k else 0.0
 
 
 def calibrate_noise(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp",
-                    *, neighbouring: str = "add-remove", n_private: int | None = None) -> float:
-    """The smallest noise multiplier (to 0.1% relative) whose epsilon is <= target_epsilon.
+                    *, neighbouring: str = "add-remove", n_private: int | None = None,
+                    amplification: bool = True) -> float:
+    """The smallest noise multiplier (to 0.1% relative) whose epsilon is <= target_epsilon
+    (`amplification=False`: by `epsilon_without_amplification`).
 
     >>> s = calibrate_noise(2.0, 1e-5, 0.01, 1000)
     >>> epsilon_spent(s, 1e-5, 0.01, 1000) <= 2.0 < epsilon_spent(s * 0.998, 1e-5, 0.01, 1000)
     True
     """
     check_privacy_parameters(epsilon=target_epsilon, delta=delta, sample_rate=sample_rate, steps=steps,
-                             n_private=n_private, accountant=accountant, neighbouring=neighbouring)
+                             n_private=n_private, accountant=accountant if amplification else "pld", neighbouring=neighbouring)
 
     def eps(sigma):
+        if not amplification:
+            return epsilon_without_amplification(sigma, delta, sample_rate, steps, neighbouring=neighbouring)
         return epsilon_spent(sigma, delta, sample_rate, steps, accountant, neighbouring=neighbouring)
 
     lo, hi = 0.0, 1.0

@@ -6,6 +6,7 @@
     dphpe eval-mpii preds.npy data/mpii/annot/gt_valid.mat
     dphpe bench-data --n 4096
     dphpe notebooks --preset smoke --out book
+    dphpe sweep --preset embedded --jobs 2
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def cmd_bench_data(args) -> None:
     print(json.dumps(result, indent=2))
 
 
-def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".") -> list[Path]:
-    """Execute each notebook under notebooks/ with papermill (parameter `preset`) into out_dir."""
+def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", results_dir="results") -> list[Path]:
+    """Execute each notebook under notebooks/ with papermill (parameters `preset`, and `results_dir`
+    where the notebook has it) into out_dir."""
     import papermill as pm
     repo = Path(repo).resolve()
     paths = sorted(notebooks or (repo / "notebooks").glob("[0-9]*.ipynb"))
@@ -85,23 +87,35 @@ def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".") -> l
     for nb in paths:
         out = out_dir / Path(nb).name
         print(f"papermill {nb} -> {out} (preset={preset})", flush=True)
-        pm.execute_notebook(str(nb), str(out), parameters={"preset": preset}, cwd=str(repo),
-                            kernel_name="python3", progress_bar=False)
+        names = pm.inspect_notebook(str(nb))
+        params = {"preset": preset, "results_dir": str(Path(results_dir).resolve())}
+        pm.execute_notebook(str(nb), str(out), parameters={k: v for k, v in params.items() if k in names},
+                            cwd=str(repo), kernel_name="python3", progress_bar=False)
         done.append(out)
     return done
 
 
 def cmd_notebooks(args) -> None:
-    run_notebooks(args.preset, args.out)
+    run_notebooks(args.preset, args.out, results_dir=args.results_dir)
 
 
 def cmd_train(args) -> None:
     from .train import load_or_train
     overrides = {k: v for k, v in (("method", args.method), ("strategy", args.strategy), ("epsilon", args.epsilon),
-                                   ("clip_norm", args.clip_norm), ("seed", args.seed)) if v is not None}
+                                   ("clip_norm", args.clip_norm), ("seed", args.seed),
+                                   ("fdp_public", args.fdp_public)) if v is not None}
     args.set = (args.set or []) + [f"{k}={v}" for k, v in overrides.items()]
     result = load_or_train(_cfg(args))
     print(result.summary())
+
+
+def cmd_sweep(args) -> None:
+    from .sweep import sweep
+    try:
+        path = sweep(args.preset, jobs=args.jobs, **_parse_sets(args.set or []))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    print(f"summary: {path}")
 
 
 def cmd_model(args) -> None:
@@ -134,18 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=float, nargs="+", default=[0.5, 0.1])
     ev.set_defaults(func=cmd_eval_mpii)
     tr = with_config(sub.add_parser("train", help="train one configuration (or load its stored record)"))
-    tr.add_argument("--method")
-    tr.add_argument("--strategy")
+    tr.add_argument("--method", choices=config_mod.METHODS)
+    tr.add_argument("--strategy", choices=config_mod.STRATEGIES)
+    tr.add_argument("--fdp-public", choices=config_mod.FDP_PUBLIC,
+                    help="where fdp/hybrid take their blurred public batch from (default: independent)")
     tr.add_argument("--epsilon", type=float)
     tr.add_argument("--clip-norm", type=float)
     tr.add_argument("--seed", type=int)
     tr.set_defaults(func=cmd_train)
+    sw = with_config(sub.add_parser("sweep", help="run a preset's whole grid (resumable) and write summary.csv"))
+    sw.add_argument("--jobs", type=int, default=1, help="processes in parallel (torch threads are split among them)")
+    sw.set_defaults(func=cmd_sweep)
     md = with_config(sub.add_parser("model", help="parameter counts and multiply-adds of a preset's model"))
     md.add_argument("--pretrained", action="store_true", help="build the pretrained start (may train it)")
     md.set_defaults(func=cmd_model)
     nb = sub.add_parser("notebooks", help="execute notebooks/*.ipynb with papermill for a preset")
     nb.add_argument("--preset", default="embedded", choices=sorted(config_mod.PRESETS))
     nb.add_argument("--out", default="book", help="folder for the executed notebooks")
+    nb.add_argument("--results-dir", default="results", help="where the sweep's records and summary.csv are")
     nb.set_defaults(func=cmd_notebooks)
     bd = sub.add_parser("bench-data", help="SynthPose rendering throughput")
     bd.add_argument("--n", type=int, default=4096)

@@ -26,7 +26,10 @@ ACCOUNTANTS = ("rdp", "prv")
 DEVICES = ("auto", "cpu", "cuda")
 
 # Fields that say where files live, not what is computed: left out of Config.hash().
-_LOCATION_FIELDS = ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers")
+# Fields that say where files live or how the work is executed, not what is computed: left out of
+# Config.hash(). (Device and physical batch size change results only at float rounding.)
+_LOCATION_FIELDS = ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers",
+                    "max_physical_batch_size")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +62,7 @@ class Config:
     pretrain_epochs: int = 20           # the project's own public pretraining (when no checkpoint)
     pretrain_lr: float = 3e-3
     flip_test: bool = True
+    blurred_only: bool = False          # train and evaluate on psi(x) only: the paper's public-feature baseline
     # -- privacy ---------------------------------------------------------------------------
     method: str = "nonprivate"
     epsilon: float = 0.8
@@ -66,12 +70,13 @@ class Config:
     clip_norm: float = 0.1
     accountant: str = "rdp"
     fdp_public: str = "independent"
-    public_weight: float = 1.0          # lambda on the public (blurred) gradient
+    public_weight: float = 0.0          # lambda on the public (blurred) gradient; 0: fdp 1.0, hybrid 0.1
     blur_kernel_256: int = 25           # psi(x): Gaussian blur kernel at 256x192 ...
     blur_sigma_256: float = 10.0        # ... and its sigma; both scaled with input_h
     subspace_k: int = 100
     subspace_m: int = 100
     subspace_every: int = 50
+    subspace_budget_mb: float = 1024.0  # above k x p floats: per-layer-group bases (projection.plan)
     # -- optimisation ----------------------------------------------------------------------
     expected_batch_size: int = 32
     epochs: int = 10
@@ -82,6 +87,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    max_physical_batch_size: int = 0    # split logical batches into physical ones of this size; 0: never
     results_dir: str = "results"
 
     def __post_init__(self) -> None:
@@ -125,7 +131,8 @@ class Config:
         """12 hex digits of SHA-256 over the canonical JSON of every field that affects results.
 
         Stable across processes and Python versions (sorted keys, repr-exact floats); the
-        location fields (data_root, public_root, cache_dir, results_dir, device) are left out.
+        location and execution fields (data_root, public_root, cache_dir, results_dir, device,
+        num_workers, max_physical_batch_size) are left out.
         """
         d = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -202,14 +209,15 @@ def _validate(cfg: Config) -> None:
         if getattr(cfg, name) < 1:
             raise bad(name, "an integer >= 1")
     for name in ("n_private", "n_public", "n_val", "lr_decay_epoch", "num_workers", "seed",
-                 "data_seed"):
+                 "data_seed", "max_physical_batch_size"):
         if getattr(cfg, name) < 0:
             raise bad(name, "an integer >= 0")
     if cfg.dataset == "synthpose" and min(cfg.n_private, cfg.n_val) < 1:
         raise bad("n_private" if cfg.n_private < 1 else "n_val", ">= 1 for SynthPose")
     if cfg.public_dataset == "synthpose" and cfg.n_public < 1:
         raise bad("n_public", ">= 1 for SynthPose")
-    for name in ("simcc_split", "simcc_sigma_256", "blur_sigma_256", "lr", "clip_norm", "epsilon", "pretrain_lr"):
+    for name in ("simcc_split", "simcc_sigma_256", "blur_sigma_256", "lr", "clip_norm", "epsilon", "pretrain_lr",
+                 "subspace_budget_mb"):
         if not getattr(cfg, name) > 0:
             raise bad(name, "a number > 0")
     if not 0 <= cfg.delta < 1:
@@ -219,5 +227,7 @@ def _validate(cfg: Config) -> None:
             raise bad(name, "a number >= 0")
     if not 0 < cfg.lr_decay <= 1:
         raise bad("lr_decay", "a number in (0, 1]")
+    if cfg.blurred_only and cfg.method != "nonprivate":
+        raise bad("blurred_only", "False unless method='nonprivate' (it is the non-private public-feature baseline)")
     if cfg.subspace_k > cfg.subspace_m:
         raise bad("subspace_k", f"<= subspace_m ({cfg.subspace_m}): the Gram matrix has rank <= m")

@@ -7,21 +7,34 @@ register exact grad samplers in model.py), clipping from Opacus' `DPOptimizer.cl
 `clipped_grad_sum` runs exactly that pipeline without noise, so tests can compare it with a
 brute-force loop of single-sample gradients. `make_optimizer` is the one place that reads
 `cfg.method`.
+
+Every private method is one `PrivateOptimizer` (Opacus' DPOptimizer over AdamW) with up to two
+additions after the noise, both post-processing of the noisy gradient:
+- projection (pdp, hybrid): g <- V V^T g, V from per-sample gradients of public-split crops
+  (projection.py), rebuilt every `subspace_every` steps;
+- a public gradient (fdp, hybrid): lambda x the mean gradient on blurred crops psi(x), no noise,
+  from `fdp_public`: an independent uniform batch of the private set, the private batch itself
+  (the paper's code), or a batch of the public split. It is computed with Opacus' hooks off,
+  by `torch.autograd.grad`, so it never touches the private pass' per-sample buffers.
+Each choice is accounted under its own neighbouring relation (`privacy_budget`).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from .accounting import calibrate_noise, default_delta, epsilon_spent
+from .accounting import calibrate_noise, default_delta, epsilon_spent, epsilon_without_amplification, participations
 from .config import Config
+from .projection import Subspace, plan
 from .simcc import kl_loss
+from .transforms import blur
 
 # The first hooked layer sees an input (the image) that needs no gradient; PyTorch says so at
 # every backward pass. It is expected here and changes nothing.
@@ -75,59 +88,260 @@ def clipped_grad_sum(model: nn.Module, batch: dict, clip_norm: float) -> dict[st
             gsm.remove_hooks()
 
 
+class PrivateOptimizer(DPOptimizer):
+    """DPOptimizer (clip, noise, / expected batch size) whose noisy gradient is then projected
+    onto `subspace` (if set) and added to `public_weight` x `public_grads` (if set)."""
+
+    subspace: Subspace | None = None
+    public_weight: float = 0.0
+    public_grads: list[torch.Tensor] | None = None
+
+    def scale_grad(self):
+        super().scale_grad()
+        grads = [p.grad for p in self.params]
+        if self.subspace is not None:
+            self.subspace.project_(grads)
+        if self.public_grads is not None:
+            for g, pub in zip(grads, self.public_grads):
+                g.add_(pub, alpha=self.public_weight)
+            self.public_grads = None
+
+
+def dp_optimizer(params, cfg: Config, *, noise_multiplier: float, clip_norm: float,
+                 expected_batch_size: int) -> PrivateOptimizer:
+    """AdamW behind Opacus' DPOptimizer: per-sample clipping to clip_norm, Gaussian noise of std
+    noise_multiplier * clip_norm on the sum, division by the expected batch size."""
+    base = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return PrivateOptimizer(base, noise_multiplier=noise_multiplier, max_grad_norm=clip_norm,
+                            expected_batch_size=expected_batch_size, loss_reduction="mean")
+
+
 @dataclass
 class Mechanism:
     """How the training loop takes a step for one method."""
     model: nn.Module                  # what the loop calls: a GradSampleModule for private methods
-    optimizer: torch.optim.Optimizer  # a DPOptimizer (clip, noise, / expected batch) for private methods
+    optimizer: torch.optim.Optimizer  # a PrivateOptimizer for private methods
     poisson: bool                     # Poisson sampling at `sample_rate`, else shuffled fixed-size batches
     sum_loss: bool                    # backward on the sum of per-crop losses (per-sample gradients)
     privacy: dict = field(default_factory=dict)
     guarantee: str = "none: trained without differential privacy"
+    prepare: Callable[[dict | None], None] | None = None   # before each logical batch's private pass
+    stats: Callable[[], dict] = dict  # what the mechanism measured (the projection's kept norm)
 
 
-def dp_optimizer(params, cfg: Config, *, noise_multiplier: float, clip_norm: float,
-                 expected_batch_size: int) -> DPOptimizer:
-    """AdamW behind Opacus' DPOptimizer: per-sample clipping to clip_norm, Gaussian noise of std
-    noise_multiplier * clip_norm on the sum, division by the expected batch size."""
-    base = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return DPOptimizer(base, noise_multiplier=noise_multiplier, max_grad_norm=clip_norm,
-                       expected_batch_size=expected_batch_size, loss_reduction="mean")
+class IndependentBatches:
+    """Uniformly random batches of `batch_size` distinct rows of 0..n-1, one per step, drawn from
+    a generator of their own: independent of every other draw in the run."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, steps: int):
+        self.n, self.batch_size, self.steps = n, min(batch_size, n), steps
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        for _ in range(self.steps):
+            yield torch.randperm(self.n, generator=self.generator)[:self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return self.steps
 
 
-def make_optimizer(cfg: Config, model: nn.Module, *, n_private: int, steps_per_epoch: int) -> Mechanism:
-    """The step of `cfg.method` (the only reader of cfg.method), for n_private training crops."""
-    params = [p for _, p in trainable(model)]
-    match cfg.method:
-        case "nonprivate":
-            return Mechanism(model, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
-                             poisson=False, sum_loss=False)
-        case "dpsgd":
-            privacy = privacy_budget(cfg, n_private=n_private, steps_per_epoch=steps_per_epoch)
-            gsm = wrap_for_per_sample_grads(model)
-            opt = dp_optimizer(params, cfg, noise_multiplier=privacy["noise_multiplier"], clip_norm=cfg.clip_norm,
-                               expected_batch_size=cfg.expected_batch_size)
-            guarantee = (f"({privacy['epsilon_spent']:.3g}, {privacy['delta']:.2g})-DP for each private training "
-                         f"crop (image and labels alike) under add/remove-one neighbours (DP-SGD, "
-                         f"{privacy['accountant']} accountant); it covers the final and every intermediate model. "
-                         f"The per-epoch PCKh uses the separate val split; the training loss is not logged")
-            return Mechanism(gsm, opt, poisson=True, sum_loss=True, privacy=privacy, guarantee=guarantee)
-        case "pdp" | "fdp" | "hybrid":
-            raise NotImplementedError(f"method {cfg.method!r}: projected and feature-DP trainers are not built yet "
-                                      f"(issue 4); 'nonprivate' and 'dpsgd' train today")
-        case other:
-            raise ValueError(f"unknown method {other!r}")
+@dataclass(frozen=True)
+class Parts:
+    """What a private method adds to DP-SGD's noisy gradient."""
+    name: str
+    project: bool                  # g <- V V^T g onto the public-gradient subspace
+    public_gradient: bool          # + lambda x the noise-free gradient on blurred crops
+    default_weight: float = 0.0    # lambda when cfg.public_weight is 0
 
 
-def privacy_budget(cfg: Config, *, n_private: int, steps_per_epoch: int) -> dict:
-    """The noise multiplier that meets cfg.epsilon for this run's sample rate and steps (add/remove)."""
+METHOD_PARTS = {"dpsgd": Parts("DP-SGD", False, False), "pdp": Parts("PDP-SGD", True, False),
+                "fdp": Parts("feature DP", False, True, 1.0), "hybrid": Parts("the hybrid", True, True, 0.1)}
+
+PUBLIC_SEED_OFFSET = 7919        # public draws use seed + this: not the private sampler's stream
+SUBSPACE_SEED_OFFSET = 104729
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _chunks(batch: dict, size: int):
+    n = len(batch["image"])
+    for i in range(0, n, size or n):
+        yield {k: v[i:i + size] if torch.is_tensor(v) and size else v for k, v in batch.items()}
+
+
+def physical_batches(mech: Mechanism, batch: dict, size: int):
+    """(chunk, is_last) pairs of a logical batch, at most `size` rows each (0: one chunk); for a
+    private method every chunk but the last tells the optimizer to clip and sum only."""
+    chunks = list(_chunks(batch, size)) if mech.sum_loss else [batch]
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        if len(chunks) > 1:
+            mech.optimizer.signal_skip_step(do_skip=not last)
+        yield chunk, last
+
+
+def public_gradient(gsm: GradSampleModule, batch: dict, params: list[nn.Parameter], *, kernel: int,
+                    sigma: float) -> list[torch.Tensor]:
+    """Mean gradient of the loss on the blurred crops psi(x) of `batch`, no clipping, no noise.
+
+    Opacus' hooks are off and the gradient comes from torch.autograd.grad, so neither p.grad
+    nor the per-sample buffers of the private pass are touched.
+    """
+    public = dict(batch, image=blur(batch["image"], kernel=kernel, sigma=sigma))
+    gsm.disable_hooks()
+    try:
+        loss = per_sample_loss(gsm, public).mean()
+        return [g.detach() for g in torch.autograd.grad(loss, params)]
+    finally:
+        gsm.enable_hooks()
+
+
+def per_sample_gradients(gsm: GradSampleModule, batch: dict, params: list[nn.Parameter], *,
+                         physical: int = 0) -> list[torch.Tensor]:
+    """Unclipped per-sample gradients (B, *shape) of `batch`, physical rows at a time; leaves
+    p.grad and p.grad_sample empty (call it between private passes, never inside one)."""
+    parts: list[list[torch.Tensor]] = [[] for _ in params]
+    for chunk in _chunks(batch, physical):
+        for p in params:
+            p.grad_sample, p.grad = None, None
+        per_sample_loss(gsm, chunk).sum().backward()
+        for part, p in zip(parts, params):
+            part.append(p.grad_sample.detach())
+    for p in params:
+        p.grad_sample, p.grad = None, None
+    return [torch.cat(part) for part in parts]
+
+
+def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, steps_per_epoch: int,
+                   device=None) -> Mechanism:
+    """The step of `cfg.method` (the only reader of cfg.method) for training on `private_set`;
+    `public_set` feeds the subspace (pdp, hybrid) and, with fdp_public="public-set", the public gradient."""
+    from torch.utils.data import DataLoader, default_collate
+    device = device or torch.device("cpu")
+    named = trainable(model)
+    params = [p for _, p in named]
+    if cfg.method == "nonprivate":
+        return Mechanism(model, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
+                         poisson=False, sum_loss=False)
+    if cfg.method not in METHOD_PARTS:
+        raise ValueError(f"unknown method {cfg.method!r}; expected nonprivate or one of {sorted(METHOD_PARTS)}")
+    parts = METHOD_PARTS[cfg.method]
+    project, feature = parts.project, parts.public_gradient
+    privacy = privacy_budget(cfg, parts, n_private=len(private_set), steps_per_epoch=steps_per_epoch)
+    gsm = wrap_for_per_sample_grads(model)
+    opt = dp_optimizer(params, cfg, noise_multiplier=privacy["noise_multiplier"], clip_norm=cfg.clip_norm,
+                       expected_batch_size=cfg.expected_batch_size)
+    steps = privacy["steps"]
+    hooks: list[Callable[[dict | None], None]] = []
+    if project:
+        layout = plan([n for n, _ in named], [p.numel() for p in params], k=cfg.subspace_k, m=cfg.subspace_m,
+                      budget_mb=cfg.subspace_budget_mb)
+        opt.subspace = Subspace(params, layout)
+        draws = iter(IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET,
+                                        steps=steps))
+        step = [0]
+
+        def refresh(_batch):
+            idx = next(draws)      # drawn every step, used every subspace_every-th: the stream stays fixed
+            if step[0] % cfg.subspace_every == 0:
+                public = _to(default_collate([public_set[i] for i in idx]), device)
+                opt.subspace.refresh(per_sample_gradients(gsm, public, params, physical=cfg.max_physical_batch_size))
+            step[0] += 1
+        hooks.append(refresh)
+        privacy["subspace"] = dict(k=cfg.subspace_k, m=cfg.subspace_m, every=cfg.subspace_every,
+                                   layout=layout.note, data=f"{len(public_set)} crops of the public split")
+    if feature:
+        opt.public_weight = cfg.public_weight or parts.default_weight
+        kernel, sigma = cfg.blur_kernel, cfg.blur_sigma
+        if cfg.fdp_public == "same-batch":
+            def public_pass(batch):
+                opt.public_grads = None if batch is None else public_gradient(gsm, batch, params, kernel=kernel,
+                                                                              sigma=sigma)
+        else:
+            source = private_set if cfg.fdp_public == "independent" else public_set
+            loader = DataLoader(source, batch_sampler=IndependentBatches(
+                len(source), cfg.expected_batch_size, seed=cfg.seed + PUBLIC_SEED_OFFSET, steps=steps),
+                num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+            batches = iter(loader)
+
+            def public_pass(_batch):
+                opt.public_grads = public_gradient(gsm, _to(next(batches), device), params, kernel=kernel,
+                                                   sigma=sigma)
+        hooks.append(public_pass)
+        privacy.update(public_weight=opt.public_weight, blur_kernel=kernel, blur_sigma=sigma)
+
+    def prepare(batch):
+        for hook in hooks:
+            hook(batch)
+
+    return Mechanism(gsm, opt, poisson=True, sum_loss=True, privacy=privacy, guarantee=guarantee(cfg, parts, privacy),
+                     prepare=prepare if hooks else None,
+                     stats=(lambda: {"projection": opt.subspace.summary()}) if project else dict)
+
+
+def privacy_budget(cfg: Config, parts: Parts, *, n_private: int, steps_per_epoch: int) -> dict:
+    """The noise multiplier that meets cfg.epsilon under the method's own neighbouring relation,
+    and the epsilon the paper's accounting (add/remove, RDP) would report for it."""
     sample_rate = cfg.expected_batch_size / n_private
     steps = cfg.epochs * steps_per_epoch
     delta = cfg.delta or default_delta(n_private)
-    sigma = calibrate_noise(cfg.epsilon, delta, sample_rate, steps, cfg.accountant, n_private=n_private)
-    return dict(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta, accountant=cfg.accountant,
-                neighbouring="add-remove", clip_norm=cfg.clip_norm, epsilon_target=cfg.epsilon,
-                epsilon_spent=epsilon_spent(sigma, delta, sample_rate, steps, cfg.accountant))
+    feature = parts.public_gradient and cfg.fdp_public != "public-set"
+    neighbouring = "replace-one" if feature else "add-remove"
+    amplification = not (feature and cfg.fdp_public == "same-batch")
+    accountant = cfg.accountant if not feature else ("pld" if amplification else "gaussian-without-amplification")
+    privacy = dict(sample_rate=sample_rate, steps=steps, delta=delta, accountant=accountant,
+                   neighbouring=neighbouring, amplification=amplification,
+                   sensitivity="2C" if feature else "C", clip_norm=cfg.clip_norm, epsilon_target=cfg.epsilon)
+    if parts.public_gradient:
+        privacy["fdp_public"] = cfg.fdp_public
+    sigma = calibrate_noise(cfg.epsilon, delta, sample_rate, steps, "pld" if feature else accountant,
+                            neighbouring=neighbouring, n_private=n_private, amplification=amplification)
+    privacy.update(noise_multiplier=sigma, epsilon_spent=record_epsilon(dict(privacy, noise_multiplier=sigma)),
+                   epsilon_paper_accounting=epsilon_spent(sigma, delta, sample_rate, steps, "rdp"))
+    if not amplification:
+        privacy["participations"] = participations(sample_rate, steps, delta / 2)
+    return privacy
+
+
+def record_epsilon(privacy: dict) -> float:
+    """Epsilon from a record's own numbers, under its own accountant and neighbouring relation."""
+    args = (privacy["noise_multiplier"], privacy["delta"], privacy["sample_rate"], privacy["steps"])
+    if not privacy["amplification"]:
+        return epsilon_without_amplification(*args, neighbouring=privacy["neighbouring"])
+    return epsilon_spent(*args, privacy["accountant"], neighbouring=privacy["neighbouring"])
+
+
+def guarantee(cfg: Config, parts: Parts, privacy: dict) -> str:
+    """The run's guarantee in words: what is protected, against which neighbours, and what is not."""
+    eps, delta = privacy["epsilon_spent"], privacy["delta"]
+    paper = privacy["epsilon_paper_accounting"]
+    tail = ("It covers the final and every intermediate model. The per-epoch PCKh uses the separate val split; "
+            "the training loss is not logged.")
+    post = (" The projection onto a subspace of public-split gradients is post-processing and costs nothing."
+            if parts.project else "")
+    if not parts.public_gradient or cfg.fdp_public == "public-set":
+        extra = (" The noise-free public gradient uses blurred crops of the separate public split only."
+                 if parts.public_gradient else "")
+        return (f"({eps:.3g}, {delta:.2g})-DP for each private training crop (image and keypoint labels alike) "
+                f"under add/remove-one neighbours ({parts.name}; {privacy['accountant']} accountant, sensitivity C)."
+                f"{post}{extra} "
+                f"{tail}")
+    what = (f"({eps:.3g}, {delta:.2g}) feature-DP ({parts.name}): it protects what a private crop shows beyond its blurred "
+            f"view psi(x), against neighbours that replace one crop's image while its blurred view and keypoint "
+            f"labels stay (replace-one, sensitivity 2C). The blurred views and the keypoint labels of private "
+            f"crops enter a noise-free gradient and are NOT protected.")
+    if cfg.fdp_public == "independent":
+        how = ("The public batch is drawn independently of the private Poisson batch, so amplification by "
+               "subsampling holds (PLD accountant).")
+    else:
+        how = (f"The public gradient is computed on the private batch itself (the paper's released code), "
+               f"which reveals which crops were sampled: no amplification; each crop's participations are "
+               f"bounded by {privacy['participations']} (the Binomial tail is added to delta), each a full "
+               f"Gaussian mechanism.")
+    return (f"{what}{post} {how} The paper's accounting (add/remove, RDP, with amplification) would claim "
+            f"epsilon {paper:.3g} for the same noise. {tail}")
 
 
 def noise_only_step(mech: Mechanism) -> None:

@@ -137,3 +137,108 @@ def pckh_of_example(item, pred, threshold: float = 0.5) -> dict[str, float]:
 def group_table(scores: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Rows: names; columns: Head ... Ankle, Mean."""
     return pd.DataFrame(scores).T[[*GROUPS, "Mean"]].round(2)
+
+
+# -- the DP primer ------------------------------------------------------------------------------
+
+def toy_dp_step(grads: np.ndarray, *, clip_norm: float, noise_multiplier: float, seed: int = 0):
+    """One DP-SGD step on 2-D per-sample gradients: raw, clipped to clip_norm, their mean, and the
+    mean with Gaussian noise of std noise_multiplier * clip_norm / B (three panels)."""
+    grads = np.asarray(grads, float)
+    norms = np.linalg.norm(grads, axis=1, keepdims=True)
+    clipped = grads * np.minimum(1.0, clip_norm / np.maximum(norms, 1e-12))
+    rng = np.random.default_rng(seed)
+    b = len(grads)
+    noisy = clipped.mean(0) + rng.normal(0, noise_multiplier * clip_norm / b, (200, 2))
+    lim = 1.1 * max(np.abs(grads).max(), clip_norm)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharex=True, sharey=True)
+    for ax, g, title in ((axes[0], grads, "per-sample gradients"), (axes[1], clipped, f"clipped to C = {clip_norm:g}")):
+        ax.quiver(np.zeros(b), np.zeros(b), g[:, 0], g[:, 1], angles="xy", scale_units="xy", scale=1, color="#4c72b0",
+                  width=0.006)
+        ax.set_title(title, fontsize=10)
+    axes[1].add_patch(Circle((0, 0), clip_norm, fill=False, ls="--", ec="grey"))
+    axes[2].scatter(*noisy.T, s=6, alpha=0.35, color="#dd8452", label="noisy mean (200 draws)")
+    axes[2].quiver(0, 0, *clipped.mean(0), angles="xy", scale_units="xy", scale=1, color="k", width=0.01,
+                   label="clipped mean")
+    axes[2].quiver(0, 0, *grads.mean(0), angles="xy", scale_units="xy", scale=1, color="#4c72b0", width=0.01,
+                   label="true mean")
+    axes[2].set_title(f"+ noise, sigma = {noise_multiplier:g}", fontsize=10)
+    axes[2].legend(fontsize=7, loc="lower left")
+    for ax in axes:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="0.85", lw=0.6, zorder=0)
+        ax.axvline(0, color="0.85", lw=0.6, zorder=0)
+    fig.tight_layout()
+    return fig
+
+
+def blur_views(items, *, kernel: int, sigma: float):
+    """Crops, their blurred public view psi(x), and what the blur removes (the private part)."""
+    from .transforms import blur
+    fig, axes = plt.subplots(3, len(items), figsize=(1.6 * len(items), 6.4), squeeze=False)
+    for j, it in enumerate(items):
+        x = it["image"]
+        px = blur(x, kernel=kernel, sigma=sigma)
+        resid = (x - px).abs().mean(0)
+        axes[0, j].imshow(to_display(x))
+        axes[1, j].imshow(to_display(px))
+        axes[2, j].imshow(resid.numpy(), cmap="magma")
+    for i, name in enumerate(("crop x", "public view psi(x)", "|x - psi(x)|")):
+        axes[i, 0].set_ylabel(name, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+# -- results ------------------------------------------------------------------------------------
+
+def prediction_gallery(dataset, preds, indices, *, ncols: int = 6, title: str | None = None):
+    """Predicted skeletons (for the labelled joints) on val crops, each titled with its PCKh@0.5."""
+    indices = list(indices)
+    nrows = int(np.ceil(len(indices) / ncols))
+    h, w = dataset[indices[0]]["image"].shape[1:]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.5, nrows * 1.5 * h / w), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, i in zip(axes.flat, indices):
+        it = dataset[i]
+        score = pckh_of_example(it, preds[i])["Mean"]
+        draw_pose(ax, it["image"], preds[i], it["joints_vis"], title=f"PCKh {score:.0f}")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(curves: dict, *, title: str = ""):
+    """Val PCKh@0.5 per epoch (and the training loss where it was logged: non-private runs only)."""
+    has_loss = any(v is not None for v in curves["loss"])
+    fig, axes = plt.subplots(1, 2 if has_loss else 1, figsize=(9 if has_loss else 4.8, 3.4), squeeze=False)
+    axes[0, 0].plot(curves["epoch"], curves["val_pckh"], "o-")
+    axes[0, 0].set(xlabel="epoch", ylabel="val PCKh@0.5 (no flip test)", title=title)
+    if has_loss:
+        axes[0, 1].plot(curves["epoch"], curves["loss"], "o-", color="#dd8452")
+        axes[0, 1].set(xlabel="epoch", ylabel="training loss (KL)")
+    fig.tight_layout()
+    return fig
+
+
+def errorbar_grid(stats: pd.DataFrame, *, x: str, hue: str, col: str | None = None, row: str | None = None,
+                  y: str = "mean", err: str = "ci95", ylabel: str = "PCKh@0.5 (%)", logx: bool = False):
+    """Lines of `y` against `x` per `hue`, one panel per (row, col), with +-err bars where there are seeds."""
+    g = sns.FacetGrid(stats, col=col, row=row, hue=hue, height=3.0, aspect=1.15, margin_titles=True, sharey=True)
+
+    def draw(data, color=None, label=None, **_):
+        data = data.sort_values(x)
+        plt.errorbar(data[x], data[y], yerr=data[err].fillna(0), color=color, label=label, marker="o", ms=4,
+                     capsize=3, lw=1.4)
+    g.map_dataframe(draw)
+    if logx:
+        g.set(xscale="log")
+    g.set_axis_labels(x.replace("_", " "), ylabel)
+    g.add_legend(title="")
+    return g.figure

@@ -51,7 +51,10 @@ def smoke_book(tmp_path_factory):
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb", "_generated"))
-    executed = run_notebooks("smoke", root / "book", repo=REPO)
+    from dphpe_core.sweep import sweep
+    results_dir = root / "results"
+    sweep("smoke", jobs=1, progress=False, results_dir=str(results_dir))
+    executed = run_notebooks("smoke", root / "book", repo=REPO, results_dir=results_dir)
     return root, executed
 
 

@@ -1,10 +1,13 @@
 """The accountant against dp-accounting (an independent implementation) and the paper's numbers."""
 
+import math
+
 import dp_accounting
 import pytest
 from dp_accounting.pld import PLDAccountant
 from dp_accounting.rdp import RdpAccountant
 
+from dphpe_core import accounting
 from dphpe_core.accounting import calibrate_noise, epsilon_spent
 
 TABLE = [  # (sample_rate, noise_multiplier, steps, delta)
@@ -31,7 +34,8 @@ def test_prv_agrees_with_dp_accounting_pld(q, sigma, steps, delta):
 
 @pytest.mark.parametrize("q, sigma, steps, delta", TABLE[1:])
 def test_replace_one_agrees_with_dp_accounting_and_exceeds_add_remove(q, sigma, steps, delta):
-    ref = PLDAccountant(dp_accounting.NeighboringRelation.REPLACE_ONE).compose(_event(q, sigma, steps)).get_epsilon(delta)
+    ref = PLDAccountant(dp_accounting.NeighboringRelation.REPLACE_ONE, value_discretization_interval=accounting.pld_interval(steps)
+                        ).compose(_event(q, sigma, steps)).get_epsilon(delta)
     ours = epsilon_spent(sigma, delta, q, steps, "pld", neighbouring="replace-one")
     assert ours == pytest.approx(ref, rel=1e-9)
     assert ours > epsilon_spent(sigma, delta, q, steps, "pld") * 1.2
@@ -85,3 +89,34 @@ def test_invalid_privacy_parameters_are_refused(kwargs, msg):
         calibrate_noise(**args, neighbouring=neighbouring, n_private=n_private)
     with pytest.raises(ValueError):
         epsilon_spent(0.0, 1e-5, 0.01, 10)
+
+
+@pytest.mark.parametrize("sigma, q, steps, delta", [(1.12, 32 / 22246, 17379, 1 / 22000), (40.0, 0.008, 1250, 1e-4),
+                                                    (3.0, 0.1, 50, 1e-3)])
+def test_without_amplification_agrees_with_dp_accounting(sigma, q, steps, delta):
+    from dp_accounting.pld import privacy_loss_distribution as pld
+    from scipy.stats import binom
+    k = accounting.participations(q, steps, delta / 2)
+    assert binom.sf(k, steps, q) <= delta / 2 < binom.sf(k - 1, steps, q)     # the smallest such bound
+    for neighbouring, sensitivity in [("add-remove", 1.0), ("replace-one", 2.0)]:
+        ours = accounting.epsilon_without_amplification(sigma, delta, q, steps, neighbouring=neighbouring)
+        theirs = pld.from_gaussian_mechanism(standard_deviation=sigma / math.sqrt(k), sensitivity=sensitivity,
+                                             value_discretization_interval=1e-4).get_epsilon_for_delta(delta / 2)
+        assert ours == pytest.approx(theirs, rel=2e-3)
+        assert ours > accounting.epsilon_spent(sigma, delta, q, steps, "pld", neighbouring=neighbouring)
+
+
+def test_calibration_without_amplification_meets_its_own_target():
+    s = accounting.calibrate_noise(0.8, 1e-4, 0.008, 1250, amplification=False, neighbouring="replace-one")
+    assert 30 < s < 60  # about 24 participations at sensitivity 2C
+    assert accounting.epsilon_without_amplification(s, 1e-4, 0.008, 1250) <= 0.8 < \
+        accounting.epsilon_without_amplification(s * 0.998, 1e-4, 0.008, 1250)
+
+
+@pytest.mark.parametrize("q, sigma, steps, delta", [(16 / 96, 1.8, 6, 0.01), (0.016, 2.2, 310, 1e-4),
+                                                    (0.032, 2.5, 500, 1e-4), (0.1, 4.0, 50, 1e-3)])
+def test_the_coarse_pld_grid_is_an_upper_bound_within_half_a_per_mille(q, sigma, steps, delta):
+    assert accounting.pld_interval(steps) == 1e-3
+    fine = PLDAccountant(dp_accounting.NeighboringRelation.REPLACE_ONE).compose(_event(q, sigma, steps)).get_epsilon(delta)
+    ours = epsilon_spent(sigma, delta, q, steps, "pld", neighbouring="replace-one")
+    assert fine <= ours <= fine * 1.0005

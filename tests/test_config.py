@@ -68,14 +68,16 @@ def test_configs_are_frozen_and_replace_validates():
 def test_hash_is_canonical_json_sha256_of_result_fields():
     cfg = make_config("embedded", epsilon=0.4)
     d = {k: v for k, v in cfg.to_dict().items()
-         if k not in ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers")}
+         if k not in ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers",
+                      "max_physical_batch_size")}
     expected = hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert cfg.hash() == expected
 
 
 def test_hash_tracks_results_not_locations():
     cfg = make_config("embedded")
-    assert cfg.replace(results_dir="elsewhere", cache_dir="/tmp/x", device="cpu").hash() == cfg.hash()
+    assert cfg.replace(results_dir="elsewhere", cache_dir="/tmp/x", device="cpu",
+                       max_physical_batch_size=8).hash() == cfg.hash()
     changed = {cfg.replace(**{f: v}).hash() for f, v in
                [("epsilon", 0.2), ("seed", 1), ("method", "dpsgd"), ("clip_norm", 0.01), ("strategy", "full")]}
     assert len(changed) == 5 and cfg.hash() not in changed

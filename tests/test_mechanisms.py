@@ -5,7 +5,8 @@ from torch import nn
 from conftest import make_batch
 from dphpe_core import make_config
 from dphpe_core.mechanisms import (clipped_grad_sum, dp_optimizer, make_optimizer, noise_only_step, per_sample_loss,
-                                   trainable, wrap_for_per_sample_grads)
+                                   physical_batches, public_gradient, trainable, wrap_for_per_sample_grads)
+from dphpe_core.transforms import blur
 from dphpe_core.model import PoseModel, set_strategy
 
 CASES = [(size, hw, strategy) for size, hw in (("smoke", (64, 48)), ("embedded", (96, 72)))
@@ -92,7 +93,7 @@ def test_bad_inputs():
 
 def test_nonprivate_optimizer_sees_only_trainable_parameters():
     m = set_strategy(PoseModel("smoke", (64, 48), 2.0), "finetune")
-    mech = make_optimizer(make_config("smoke"), m, n_private=96, steps_per_epoch=6)
+    mech = make_optimizer(make_config("smoke"), m, private_set=range(96), public_set=None, steps_per_epoch=6)
     assert isinstance(mech.optimizer, torch.optim.AdamW) and mech.model is m and not mech.poisson
     n = sum(p.numel() for g in mech.optimizer.param_groups for p in g["params"])
     assert n == sum(p.numel() for _, p in trainable(m))
@@ -118,7 +119,7 @@ def test_dpsgd_mechanism_calibrates_and_survives_an_empty_batch():
     cfg = make_config("smoke", method="dpsgd", epsilon=1.0, clip_norm=0.1)
     m = _model("smoke", (64, 48), "full", dtype=torch.float32)
     before = [p.detach().clone() for p in m.parameters()]
-    mech = make_optimizer(cfg, m, n_private=96, steps_per_epoch=6)
+    mech = make_optimizer(cfg, m, private_set=range(96), public_set=None, steps_per_epoch=6)
     assert mech.poisson and mech.sum_loss and mech.privacy["epsilon_spent"] <= 1.0
     assert mech.privacy["noise_multiplier"] > 0 and mech.privacy["sample_rate"] == 16 / 96
     noise_only_step(mech)                     # the released update is noise alone
@@ -126,7 +127,49 @@ def test_dpsgd_mechanism_calibrates_and_survives_an_empty_batch():
     mech.model.remove_hooks()
 
 
-def test_methods_not_built_yet_say_so():
-    m = PoseModel("smoke", (64, 48), 2.0)
-    with pytest.raises(NotImplementedError, match="not built yet"):
-        make_optimizer(make_config("smoke", method="hybrid"), m, n_private=96, steps_per_epoch=6)
+def test_public_gradient_leaves_the_private_buffers_alone_and_is_the_plain_mean_gradient():
+    m = _model("smoke", (64, 48), "finetune")
+    gsm = wrap_for_per_sample_grads(m)
+    params = [p for _, p in trainable(m)]
+    private, public = make_batch(64, 48, 3, dtype=torch.float64, seed=1), make_batch(64, 48, 5, dtype=torch.float64)
+    per_sample_loss(gsm, private).sum().backward()
+    buffers = [(p.grad.clone(), p.grad_sample.clone()) for p in params]
+    got = public_gradient(gsm, public, params, kernel=5, sigma=2.0)
+    for p, (g, gs) in zip(params, buffers):
+        assert torch.equal(p.grad, g) and torch.equal(p.grad_sample, gs)   # same values, same batch size
+    gsm.remove_hooks()
+    m.zero_grad(set_to_none=True)
+    blurred = dict(public, image=blur(public["image"], kernel=5, sigma=2.0))
+    per_sample_loss(m, blurred).mean().backward()
+    for p, g in zip(params, got):
+        assert torch.allclose(p.grad, g, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["dpsgd", "hybrid"])
+def test_physical_batches_give_the_same_step_as_one_logical_batch(method, smoke_bundle):
+    cfg = make_config("smoke", method=method)
+    batch = make_batch(64, 48, 7)
+    after = []
+    for physical in (0, 3):
+        m = _model("smoke", (64, 48), "finetune", dtype=torch.float32)
+        mech = make_optimizer(cfg.replace(max_physical_batch_size=physical), m, private_set=smoke_bundle.private_train,
+                              public_set=smoke_bundle.public, steps_per_epoch=6)
+        mech.optimizer.noise_multiplier = 0.0     # compare the clipped sums, not two noise draws
+        mech.optimizer.zero_grad(set_to_none=True)
+        torch.manual_seed(0)
+        if mech.prepare is not None:
+            mech.prepare(batch)
+        chunks = 0
+        for chunk, _last in physical_batches(mech, batch, physical):
+            per_sample_loss(mech.model, chunk).sum().backward()
+            mech.optimizer.step()
+            chunks += 1
+            if not _last:
+                mech.optimizer.zero_grad(set_to_none=True)
+        assert chunks == (1 if physical == 0 else 3)
+        after.append([p.detach().clone() for p in m.parameters()])
+        mech.model.remove_hooks()
+    start = _model("smoke", (64, 48), "finetune", dtype=torch.float32).parameters()
+    assert any(not torch.equal(p, q) for p, q in zip(after[0], start))
+    for p, q in zip(*after):
+        assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)

@@ -41,12 +41,16 @@ def test_notebooks_execute_on_smoke(smoke_book):
         assert not errors, f"{path.name}: {errors[:1]}"
 
 
-def test_data_notebook_glues_every_number_its_prose_uses(smoke_book):
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_each_notebook_glues_every_number_its_prose_uses(smoke_book, name):
     import re
     _, executed = smoke_book
-    nb = nbformat.read(Path(executed[0]).parent / "01_data.ipynb", as_version=4)
+    nb = nbformat.read(Path(executed[0]).parent / name, as_version=4)
     used = {m.split(":")[0] for c in nb.cells if c.cell_type == "markdown"
             for m in re.findall(r"\{glue:text\}`([^`]+)`", c.source)}
     glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb.cells if c.cell_type == "code"
              for o in c.outputs}
-    assert used and used <= glued, used - glued
+    assert used <= glued, used - glued
+    prose = " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    typed = re.findall(r"(?<![\w.`{$\\])\d+\.\d+%", prose)
+    assert not typed, f"numbers typed into the prose instead of glued: {typed}"

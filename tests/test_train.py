@@ -95,6 +95,7 @@ def test_dpsgd_record_reports_the_epsilon_of_its_own_numbers(dpsgd_run):
 
 
 def test_delta_at_or_above_one_over_n_is_refused(smoke_cfg):
-    from dphpe_core.mechanisms import privacy_budget
+    from dphpe_core.mechanisms import METHOD_PARTS, privacy_budget
     with pytest.raises(ValueError, match=r"delta=0.02: expected a number in \(0, 1/N_private\)"):
-        privacy_budget(smoke_cfg.replace(method="dpsgd", delta=0.02), n_private=96, steps_per_epoch=6)
+        privacy_budget(smoke_cfg.replace(method="dpsgd", delta=0.02), METHOD_PARTS["dpsgd"], n_private=96,
+                       steps_per_epoch=6)

@@ -1,0 +1,59 @@
+import pytest
+
+from dphpe_core import results
+from dphpe_core.sweep import GRIDS, grid_configs, run_sweep, write_summary
+
+
+def test_the_embedded_grid_covers_every_cell_of_the_papers_grid():
+    configs = grid_configs("embedded")
+    cells = {(c.strategy, c.method, c.clip_norm, c.epsilon) for c in configs
+             if c.method != "nonprivate" and (c.method != "fdp" or c.fdp_public == "independent")}
+    assert cells == {(s, m, c, e) for s in ("finetune", "full") for m in ("dpsgd", "pdp", "fdp", "hybrid")
+                     for c in (0.01, 0.1, 1.0) for e in (0.2, 0.4, 0.6, 0.8)}
+    g = GRIDS["embedded"]
+    ci = [c for c in configs if c.strategy == g.ci_strategy and c.clip_norm == g.ci_clip_norm
+          and c.method == "hybrid"]
+    assert {c.seed for c in ci} == {0, 1, 2}                     # three seeds where the book draws intervals
+    assert {(c.blurred_only, c.strategy) for c in configs if c.method == "nonprivate"} == \
+        {(b, s) for b in (False, True) for s in ("finetune", "full", "scratch")}
+    assert {c.fdp_public for c in configs if c.method == "fdp"} == {"independent", "same-batch", "public-set"}
+    assert len({c.hash() for c in configs}) == len(configs)
+
+
+def test_unknown_preset_has_no_grid():
+    with pytest.raises(ValueError, match="no grid for preset"):
+        grid_configs("nope")
+
+
+def test_sweep_runs_in_parallel_resumes_and_summarises(smoke_cfg, tmp_path):
+    configs = [smoke_cfg.replace(results_dir=str(tmp_path), method=m, epsilon=2.0) for m in ("nonprivate", "dpsgd")]
+    runs = run_sweep(configs, jobs=2, progress=False)
+    assert [r.config_hash for r in runs] == [c.hash() for c in configs]
+    stamps = [results.run_path(c).stat().st_mtime_ns for c in configs]
+    again = run_sweep(configs, jobs=2, progress=False)                  # nothing left to run
+    assert again == runs and stamps == [results.run_path(c).stat().st_mtime_ns for c in configs]
+    df = results.read_summary(write_summary(runs, tmp_path / "summary.csv"))
+    assert list(df.columns[:-1]) == results.COLUMNS and len(df) == 2
+    private = df[df.method == "dpsgd"].iloc[0]
+    assert private.epsilon_spent <= 2.0 and private.pckh_mean == pytest.approx(runs[1].pckh["Mean"])
+    assert df[df.method == "nonprivate"].epsilon.isna().all()
+
+
+def test_the_papers_numbers_are_kept_as_published():
+    paper = results.paper_results()
+    head = paper.query("strategy == 'finetune' and method == 'hybrid' and clip_norm == 0.1 and epsilon == 0.8")
+    assert head.pckh_mean.tolist() == [82.61]
+    base = paper.query("strategy == 'finetune' and method == 'nonprivate' and not blurred_only").pckh_mean.iloc[0]
+    low = paper.query("strategy == 'finetune' and method == 'dpsgd' and clip_norm == 0.01 and epsilon == 0.2")
+    assert round(results.gap_recovery(82.61, low.pckh_mean.iloc[0], base), 2) == 0.74   # "recovers 73%"
+    assert len(paper) == 6 + 2 * 3 * 4 * 4 - 1                       # one cell is missing from the figure
+
+
+def test_the_papers_numbers_match_the_reference_text():
+    from conftest import REPO
+    ref = REPO.parent / "shared" / "reference" / "PAPER.md"
+    if not ref.is_file():
+        pytest.skip(f"{ref} is absent (it exists only on the project's machines)")
+    text = ref.read_text()
+    for v in results.paper_results().pckh_mean:
+        assert f"{v:g}" in text or f"{v:.1f}" in text or f"{v:.2f}" in text, v
