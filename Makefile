@@ -19,6 +19,7 @@ JOBS ?= 2
 book: $(STAMP)
 	rm -rf book/_generated
 	$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS)
+	$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json
 	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book: file://$(CURDIR)/_build/html/index.html"
@@ -27,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(VENV)/bin/dphpe bench-data
+	$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json
 
 clean:
 	rm -rf _build book/*.ipynb

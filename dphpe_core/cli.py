@@ -4,6 +4,7 @@
     dphpe config --preset embedded --set epsilon=0.4
     dphpe data --preset smoke
     dphpe eval-mpii preds.npy data/mpii/annot/gt_valid.mat
+    dphpe bench --preset embedded --json bench/embedded.json
     dphpe bench-data --n 4096
     dphpe notebooks --preset smoke --out book
     dphpe sweep --preset embedded --jobs 2
@@ -67,6 +68,23 @@ def cmd_eval_mpii(args) -> None:
     for t in args.threshold:
         print(f"PCKh@{t}")
         print(format_table(evaluate_mpii(preds, args.gt, threshold=t)))
+
+
+def cmd_bench(args) -> None:
+    from .bench import bench_steps, format_steps
+    overrides = _parse_sets(args.set or [])
+    if args.preset == "paper" and not __import__("torch").cuda.is_available():
+        print("the paper preset on a CPU is slow: timing 3 steps after 1 warm-up", flush=True)
+        args.steps, args.warmup = min(args.steps, 3), 1
+    try:
+        result = bench_steps(args.preset, steps=args.steps, warmup=args.warmup, **overrides)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    print(format_steps(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
 
 
 def cmd_bench_data(args) -> None:
@@ -167,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--out", default="book", help="folder for the executed notebooks")
     nb.add_argument("--results-dir", default="results", help="where the sweep's records and summary.csv are")
     nb.set_defaults(func=cmd_notebooks)
+    bn = with_config(sub.add_parser("bench", help="time one training step per method (median, methods interleaved)"))
+    bn.add_argument("--steps", type=int, default=20)
+    bn.add_argument("--warmup", type=int, default=3)
+    bn.add_argument("--json", help="also write the figures to this file")
+    bn.set_defaults(func=cmd_bench)
     bd = sub.add_parser("bench-data", help="SynthPose rendering throughput")
     bd.add_argument("--n", type=int, default=4096)
     bd.add_argument("--height", type=int, default=128)

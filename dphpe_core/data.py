@@ -8,6 +8,11 @@ a head box where known. `PoseDataset` turns a sample into a training item the sa
 sources: the top-down affine crop (with flip / rotation / scale jitter on training splits), the
 ImageNet-normalised image, the SimCC targets and the head size in crop pixels. Items are dicts
 that torch's `default_collate` batches.
+
+For in-memory sources (SynthPose) `PoseDataset.batch` builds a whole batch at once: the same
+crops, with the image warp done by one `grid_sample` over the batch instead of PIL item by item.
+The project's loaders wrap a data set in `Batched` (torch's DataLoader then fetches whole batches)
+and use `collate`, which passes such a ready batch through.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from . import simcc
 from .config import Config
 from .pckh import head_size_from_box
-from .transforms import apply_affine, crop_affine, sample_jitter, swap_left_right, to_model_input, warp_image
+from .transforms import (FLIP_PERM, IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_affine, invert_affine,
+                         sample_jitter, swap_left_right, to_model_input, warp_image)
 
 
 @dataclass
@@ -99,6 +105,97 @@ class PoseDataset(Dataset):
         }
 
 
+    def batch(self, indices) -> dict | list:
+        """A batch of items: one collated dict for in-memory sources (vectorised), else a list."""
+        indices = [int(i) for i in indices]
+        if not indices or not hasattr(self.source, "arrays"):
+            return [self[i] for i in indices]
+        return self._batch(indices)
+
+    def _batch(self, indices: list[int]) -> dict:
+        cfg, a, n = self.cfg, self.source.arrays, len(indices)
+        out_size = (cfg.input_h, cfg.input_w)
+        images = torch.from_numpy(np.ascontiguousarray(a["images"][indices]))          # (B, H, W, 3) uint8
+        h0, w0 = images.shape[1:3]
+        center = np.array([(w0 - 1) / 2, (h0 - 1) / 2])
+        if self.train and cfg.augment:
+            u, r, f = torch.randn(n, 2), torch.rand(n), torch.rand(n)   # sample_jitter's draws, for a batch
+            scale = (u[:, 0] * cfg.scale_jitter + 1).clamp(1 - cfg.scale_jitter, 1 + cfg.scale_jitter).tolist()
+            rot = torch.where(r < 0.6, (u[:, 1] * cfg.rotation_deg).clamp(-2 * cfg.rotation_deg, 2 * cfg.rotation_deg),
+                              torch.zeros(n)).tolist()
+            flip = (f < 0.5).tolist()
+        else:
+            scale, rot, flip = [1.0] * n, [0.0] * n, [False] * n
+        m = np.stack([crop_affine(center, w0 * sc, out_size, rotation_deg=ro, flip=fl)
+                      for sc, ro, fl in zip(scale, rot, flip)])                               # (B, 2, 3)
+        joints = a["joints"][indices].astype(np.float64) @ m[:, :, :2].transpose(0, 2, 1) + m[:, None, :, 2]
+        vis = a["joints_vis"][indices].astype(np.float32)
+        visible = a["visible"][indices].astype(np.float32)
+        fl = np.asarray(flip)
+        for arr in (joints, vis, visible):
+            arr[fl] = arr[fl][:, FLIP_PERM]
+        head = head_size_from_box(a["head_box"][indices]) * np.abs(np.linalg.det(m[:, :, :2])) ** 0.5
+        j = len(FLIP_PERM)
+        tx, ty, tw = simcc.encode(joints.reshape(-1, 2), vis.reshape(-1), width=cfg.input_w, height=cfg.input_h,
+                                  split=cfg.simcc_split, sigma=cfg.simcc_sigma)
+        tx, ty, tw = tx.view(n, j, -1), ty.view(n, j, -1), tw.view(n, j)
+        return {
+            "image": _warp_batch(images, m, out_size),
+            "joints": torch.as_tensor(joints, dtype=torch.float32),
+            "joints_vis": tw.clone(),
+            "visible": torch.as_tensor(visible) * tw,
+            "target_x": tx, "target_y": ty, "target_weight": tw,
+            "head_size": torch.as_tensor(head, dtype=torch.float32),
+            "affine": torch.as_tensor(m, dtype=torch.float64),
+            "index": torch.as_tensor(indices), "person_id": torch.as_tensor(a["person_id"][indices].astype(np.int64)),
+            "attributes": {k[5:]: torch.as_tensor(a[k][indices]) for k in self.source.attr_keys},
+        }
+
+
+_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def _warp_batch(images: torch.Tensor, m: np.ndarray, out_size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (B, H0, W0, 3) source images warped by source-to-crop matrices (B, 2, 3) into normalised
+    (B, 3, H, W) crops: bilinear, black outside the source, integer pixel centres (as `warp_image`)."""
+    out_h, out_w = out_size
+    h0, w0 = images.shape[1:3]
+    inv = np.stack([np.vstack([invert_affine(x), [0, 0, 1]]) for x in m])                # crop -> source pixels
+    to_norm = lambda w, h: np.array([[2 / (w - 1), 0, -1], [0, 2 / (h - 1), -1], [0, 0, 1]])  # noqa: E731
+    theta = to_norm(w0, h0) @ inv @ np.linalg.inv(to_norm(out_w, out_h))
+    grid = torch.nn.functional.affine_grid(torch.as_tensor(theta[:, :2], dtype=torch.float32),
+                                           [len(m), 3, out_h, out_w], align_corners=True)
+    x = images.permute(0, 3, 1, 2).to(torch.float32).div_(255)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return (x - _MEAN) / _STD
+
+
+class Batched(Dataset):
+    """`ds` for torch's DataLoader, fetching whole batches through `ds.batch` where it has one."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, index):
+        return self.ds[index]
+
+    def __getitems__(self, indices):
+        fetch = getattr(self.ds, "batch", None)
+        return fetch(indices) if fetch else [self.ds[i] for i in indices]
+
+
+def collate(items):
+    """default_collate for a list of items; a batch `__getitems__` already built passes through;
+    None for the empty batches Poisson sampling can draw."""
+    if isinstance(items, dict):
+        return items
+    return default_collate(items) if items else None
+
+
 class RecordSource:
     """Base of the file-backed sources (MPII, COCO): person records and an image folder, every
     image's presence checked up front."""
@@ -134,6 +231,7 @@ class SynthPoseSource:
 
     def __init__(self, arrays: dict[str, np.ndarray], split: str):
         self.a, self.split = arrays, split
+        self.arrays = arrays          # in memory: PoseDataset builds whole batches from these
         self.attr_keys = [k for k in arrays if k.startswith("attr_")]
 
     def __len__(self) -> int:

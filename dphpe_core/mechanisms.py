@@ -218,7 +218,9 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                    device=None) -> Mechanism:
     """The step of `cfg.method` (the only reader of cfg.method) for training on `private_set`;
     `public_set` feeds the subspace (pdp, hybrid) and, with fdp_public="public-set", the public gradient."""
-    from torch.utils.data import DataLoader, default_collate
+    from torch.utils.data import DataLoader
+
+    from .data import Batched, collate
     device = device or torch.device("cpu")
     named = trainable(model)
     params = [p for _, p in named]
@@ -246,7 +248,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
         def refresh(_batch):
             idx = next(draws)      # drawn every step, used every subspace_every-th: the stream stays fixed
             if step[0] % cfg.subspace_every == 0:
-                public = _to(default_collate([public_set[i] for i in idx]), device)
+                public = _to(collate(Batched(public_set).__getitems__(idx)), device)
                 opt.subspace.refresh(per_sample_gradients(gsm, public, params, physical=cfg.max_physical_batch_size))
             step[0] += 1
         hooks.append(refresh)
@@ -261,9 +263,9 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                                                                               sigma=sigma)
         else:
             source = private_set if cfg.fdp_public == "independent" else public_set
-            loader = DataLoader(source, batch_sampler=IndependentBatches(
+            loader = DataLoader(Batched(source), batch_sampler=IndependentBatches(
                 len(source), cfg.expected_batch_size, seed=cfg.seed + PUBLIC_SEED_OFFSET, steps=steps),
-                num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+                collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
             batches = iter(loader)
 
             def public_pass(_batch):

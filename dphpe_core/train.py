@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from . import results
 from .config import Config
-from .data import build_data
+from .data import Batched, build_data, collate
 from .mechanisms import Mechanism, make_optimizer, noise_only_step, per_sample_loss, physical_batches
 from .model import PoseModel, build_model, calibrate_affines, predict, public_images
 from .pckh import pckh_per_joint, summarize
@@ -40,8 +40,8 @@ def resolve_device(cfg: Config) -> torch.device:
 
 def _loader(ds: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int) -> DataLoader:
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=workers,
-                      persistent_workers=workers > 0)
+    return DataLoader(Batched(ds), batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=workers,
+                      persistent_workers=workers > 0, collate_fn=collate)
 
 
 def _to(batch: dict, device) -> dict:
@@ -76,15 +76,10 @@ def image_view(cfg: Config):
     return lambda images: blur(images, kernel=cfg.blur_kernel, sigma=cfg.blur_sigma)
 
 
-def _collate_or_none(items: list):
-    """default_collate, or None for the empty batches that Poisson sampling can draw."""
-    return default_collate(items) if items else None
-
-
 def _poisson_loader(ds: Dataset, sample_rate: float, steps: int, *, seed: int, workers: int) -> DataLoader:
     sampler = UniformWithReplacementSampler(num_samples=len(ds), sample_rate=sample_rate,
                                             generator=torch.Generator().manual_seed(seed), steps=steps)
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=_collate_or_none, num_workers=workers,
+    return DataLoader(Batched(ds), batch_sampler=sampler, collate_fn=collate, num_workers=workers,
                       persistent_workers=workers > 0)
 
 

@@ -31,7 +31,7 @@ def test_derived_values_scale_with_input_size():
     cfg = make_config("embedded", input_h=128, input_w=96)
     assert cfg.simcc_sigma == pytest.approx(1.5)
     assert cfg.blur_sigma == pytest.approx(5.0)
-    assert make_config("embedded").blur_kernel == 9       # 25 x 96/256 = 9.4 -> 9
+    assert make_config("embedded").blur_kernel == 7       # 25 x 64/256 = 6.25 -> 6 -> odd: 7
     assert cfg.blur_kernel % 2 == 1 and 11 <= cfg.blur_kernel <= 13
 
 

@@ -76,3 +76,54 @@ def test_empty_split_is_refused(smoke_cfg, smoke_bundle):
 def test_paper_preset_without_data_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="data_root .* does not exist"):
         build_data(make_config("paper", data_root=str(tmp_path / "nope")))
+
+
+def test_a_whole_batch_equals_the_items_it_collates(smoke_bundle):
+    import torch
+    from torch.utils.data import default_collate
+    ds = smoke_bundle.val                                       # no augmentation: every value must agree
+    idx = [3, 0, 7, 5]
+    fast, slow = ds.batch(idx), default_collate([ds[i] for i in idx])
+    assert set(fast) == set(slow)
+    for key, value in slow.items():
+        if key == "attributes":
+            assert all(torch.equal(torch.as_tensor(value[a]), fast[key][a]) for a in value)
+        else:
+            assert torch.allclose(torch.as_tensor(value).double(), fast[key].double(), atol=1e-4), key
+
+
+def test_an_augmented_batch_moves_image_and_labels_together(smoke_bundle):
+    import numpy as np
+    import torch
+    from dphpe_core import simcc
+    from dphpe_core.transforms import apply_affine, to_model_input, warp_image
+    ds = smoke_bundle.private_train
+    torch.manual_seed(3)
+    batch = ds.batch(list(range(12)))
+    m = batch["affine"].numpy()
+    assert len({tuple(np.round(x.ravel(), 6)) for x in m}) == 12           # each crop jittered on its own
+    flipped = 0
+    for i in range(12):
+        s = ds.source.sample(i)
+        joints = apply_affine(s.joints, m[i])
+        if np.linalg.det(m[i][:, :2]) < 0:                                 # mirrored: left and right swap
+            flipped += 1
+            joints = joints[ds_flip_perm()]
+        assert np.allclose(batch["joints"][i].numpy(), joints, atol=1e-4)
+        tx, ty, tw = simcc.encode(batch["joints"][i].numpy(), batch["target_weight"][i].numpy(), width=48, height=64,
+                                  split=2.0, sigma=ds.cfg.simcc_sigma)
+        assert torch.allclose(tx, batch["target_x"][i], atol=1e-6) and torch.allclose(ty, batch["target_y"][i], atol=1e-6)
+        pil = to_model_input(warp_image(s.image, m[i], (64, 48)))            # the per-item warp of the same matrix
+        assert (pil - batch["image"][i]).abs().mean() < 0.1
+    assert 0 < flipped < 12
+
+
+def ds_flip_perm():
+    from dphpe_core.transforms import FLIP_PERM
+    return FLIP_PERM
+
+
+def test_loaders_take_whole_batches_and_empty_ones(smoke_bundle):
+    from dphpe_core.data import collate
+    assert collate([]) is None and collate({"image": 1}) == {"image": 1}
+    assert collate(smoke_bundle.val.batch([])) is None
