@@ -31,7 +31,7 @@ class Grid:
     ci_strategy: str                       # ... and this strategy
     baseline_strategies: tuple[str, ...]   # non-private, raw and blurred-only
     methods: tuple[str, ...] = PRIVATE_METHODS
-    fdp_publics: tuple[str, ...] = ("independent", "same-batch", "public-set")   # at the CI cell
+    fdp_publics: tuple[str, ...] = ("independent", "same-batch", "public-set")   # at the CI cell, seeds only
 
     def configs(self, preset: str, **overrides) -> list[Config]:
         """Every config of the grid, each once, in a stable order."""
@@ -55,7 +55,7 @@ class Grid:
                             add(method=method, strategy=strategy, clip_norm=clip, epsilon=eps, seed=seed)
         for source in self.fdp_publics:
             for eps in self.epsilons:
-                for seed in self.seeds + self.ci_seeds:
+                for seed in self.seeds:
                     add(method="fdp", fdp_public=source, strategy=self.ci_strategy, clip_norm=self.ci_clip_norm,
                         epsilon=eps, seed=seed)
         return list(out.values())
