@@ -130,18 +130,23 @@ class Mechanism:
 
 
 class IndependentBatches:
-    """Uniformly random batches of `batch_size` distinct rows of 0..n-1, one per step, drawn from
-    a generator of their own: independent of every other draw in the run."""
+    """Uniformly random batches of `batch_size` distinct rows of 0..n-1, one per step (`steps` of
+    them, or without end for None), drawn from a generator of their own: independent of every
+    other draw in the run."""
 
-    def __init__(self, n: int, batch_size: int, *, seed: int, steps: int):
+    def __init__(self, n: int, batch_size: int, *, seed: int, steps: int | None = None):
         self.n, self.batch_size, self.steps = n, min(batch_size, n), steps
         self.generator = torch.Generator().manual_seed(seed)
 
     def __iter__(self):
-        for _ in range(self.steps):
+        step = 0
+        while self.steps is None or step < self.steps:
             yield torch.randperm(self.n, generator=self.generator)[:self.batch_size].tolist()
+            step += 1
 
     def __len__(self) -> int:
+        if self.steps is None:
+            raise TypeError("IndependentBatches without a step count has no length")
         return self.steps
 
 
@@ -235,14 +240,12 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
     gsm = wrap_for_per_sample_grads(model)
     opt = dp_optimizer(params, cfg, noise_multiplier=privacy["noise_multiplier"], clip_norm=cfg.clip_norm,
                        expected_batch_size=cfg.expected_batch_size)
-    steps = privacy["steps"]
     hooks: list[Callable[[dict | None], None]] = []
     if project:
         layout = plan([n for n, _ in named], [p.numel() for p in params], k=cfg.subspace_k, m=cfg.subspace_m,
                       budget_mb=cfg.subspace_budget_mb)
         opt.subspace = Subspace(params, layout)
-        draws = iter(IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET,
-                                        steps=steps))
+        draws = iter(IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET))
         step = [0]
 
         def refresh(_batch):
@@ -264,7 +267,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
         else:
             source = private_set if cfg.fdp_public == "independent" else public_set
             loader = DataLoader(Batched(source), batch_sampler=IndependentBatches(
-                len(source), cfg.expected_batch_size, seed=cfg.seed + PUBLIC_SEED_OFFSET, steps=steps),
+                len(source), cfg.expected_batch_size, seed=cfg.seed + PUBLIC_SEED_OFFSET),
                 collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
             batches = iter(loader)
 
