@@ -205,14 +205,19 @@ def findings(df) -> list[dict]:
 
 def _untested(number: int, claim: str, why: str) -> dict:
     return {"number": number, "claim": claim, "supported": None,
-            "text": f"Finding {number} ({claim.lower()}) is not tested here: this grid has {why} only."}
+            "text": f"Finding {number} ({_lower_first(claim)}) is not tested here: this grid has {why} only."}
 
 
 def _finding(number: int, claim: str, hits: int, total: int, evidence: str) -> dict:
     share = hits / total if total else float("nan")
     verdict = "supported" if share >= 0.75 else "partly supported" if share >= 0.5 else "not supported"
     return {"number": number, "claim": claim, "supported": share >= 0.75,
-            "text": f"Finding {number} ({verdict}): {claim.lower()}? Here {evidence} ({100 * share:.0f}%)."}
+            "text": f"Finding {number} ({verdict}): {_lower_first(claim)}? Here {evidence} ({100 * share:.0f}%)."}
+
+
+def _lower_first(claim: str) -> str:
+    """'Under DP, ...' -> 'under DP, ...' (acronyms and symbols keep their case)."""
+    return claim[:1].lower() + claim[1:]
 
 
 def versions() -> dict:
