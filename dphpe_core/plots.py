@@ -54,14 +54,8 @@ def draw_pose(ax, image, joints, labelled, *, visible=None, head_box=None, title
 def gallery(dataset, indices, *, ncols: int = 8, title: str | None = None, head_boxes: bool = False,
             caption=None):
     """A grid of dataset items with their skeletons; `caption(item) -> str` labels each panel."""
-    indices = list(indices)
-    nrows = int(np.ceil(len(indices) / ncols))
-    h, w = dataset[indices[0]]["image"].shape[1:]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.3, nrows * 1.3 * h / w), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, i in zip(axes.flat, indices):
-        it = dataset[i]
+    fig, panels = _panel_grid(dataset, indices, ncols=ncols, inches=1.3)
+    for ax, _i, it in panels:
         box = _crop_head_box(it) if head_boxes else None
         draw_pose(ax, it["image"], it["joints"], it["joints_vis"], visible=it["visible"], head_box=box,
                   title=caption(it) if caption else None)
@@ -69,6 +63,17 @@ def gallery(dataset, indices, *, ncols: int = 8, title: str | None = None, head_
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _panel_grid(dataset, indices, *, ncols: int, inches: float):
+    """A figure of ncols-wide panels (axes off) and (axis, index, item) for each of `indices`."""
+    indices = list(indices)
+    nrows = int(np.ceil(len(indices) / ncols))
+    h, w = dataset[indices[0]]["image"].shape[1:]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * inches, nrows * inches * h / w), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return fig, [(ax, i, dataset[i]) for ax, i in zip(axes.flat, indices)]
 
 
 def _crop_head_box(item) -> np.ndarray:
@@ -198,14 +203,8 @@ def blur_views(items, *, kernel: int, sigma: float):
 
 def prediction_gallery(dataset, preds, indices, *, ncols: int = 6, title: str | None = None):
     """Predicted skeletons (for the labelled joints) on val crops, each titled with its PCKh@0.5."""
-    indices = list(indices)
-    nrows = int(np.ceil(len(indices) / ncols))
-    h, w = dataset[indices[0]]["image"].shape[1:]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.5, nrows * 1.5 * h / w), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, i in zip(axes.flat, indices):
-        it = dataset[i]
+    fig, panels = _panel_grid(dataset, indices, ncols=ncols, inches=1.5)
+    for ax, i, it in panels:
         score = pckh_of_example(it, preds[i])["Mean"]
         draw_pose(ax, it["image"], preds[i], it["joints_vis"], title=f"PCKh {score:.0f}")
     if title:
