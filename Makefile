@@ -20,7 +20,7 @@ book: $(STAMP)
 	rm -rf book/_generated
 	$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS)
 	$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json
-	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book
+	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book: file://$(CURDIR)/_build/html/index.html"
 

@@ -93,28 +93,33 @@ def cmd_bench_data(args) -> None:
     print(json.dumps(result, indent=2))
 
 
-def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", results_dir="results") -> list[Path]:
+def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", results_dir="results",
+                  jobs: int = 1) -> list[Path]:
     """Execute each notebook under notebooks/ with papermill (parameters `preset`, and `results_dir`
-    where the notebook has it) into out_dir."""
+    where the notebook has it) into out_dir, `jobs` kernels at a time (each reads results only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import papermill as pm
     repo = Path(repo).resolve()
     paths = sorted(notebooks or (repo / "notebooks").glob("[0-9]*.ipynb"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
-    for nb in paths:
+    params = {"preset": preset, "results_dir": str(Path(results_dir).resolve())}
+
+    def run(nb) -> Path:
         out = out_dir / Path(nb).name
         print(f"papermill {nb} -> {out} (preset={preset})", flush=True)
         names = pm.inspect_notebook(str(nb))
-        params = {"preset": preset, "results_dir": str(Path(results_dir).resolve())}
         pm.execute_notebook(str(nb), str(out), parameters={k: v for k, v in params.items() if k in names},
                             cwd=str(repo), kernel_name="python3", progress_bar=False)
-        done.append(out)
-    return done
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(run, paths))
 
 
 def cmd_notebooks(args) -> None:
-    run_notebooks(args.preset, args.out, results_dir=args.results_dir)
+    run_notebooks(args.preset, args.out, results_dir=args.results_dir, jobs=args.jobs)
 
 
 def cmd_train(args) -> None:
@@ -184,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--preset", default="embedded", choices=sorted(config_mod.PRESETS))
     nb.add_argument("--out", default="book", help="folder for the executed notebooks")
     nb.add_argument("--results-dir", default="results", help="where the sweep's records and summary.csv are")
+    nb.add_argument("--jobs", type=int, default=1, help="notebooks executed at a time (one kernel each)")
     nb.set_defaults(func=cmd_notebooks)
     bn = with_config(sub.add_parser("bench", help="time one training step per method (median, methods interleaved)"))
     bn.add_argument("--steps", type=int, default=20)

@@ -46,7 +46,7 @@ class ChannelAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+        return torch.addcmul(self.bias[:, None, None], x, self.weight[:, None, None])
 
 
 @register_grad_sampler(ChannelAffine)
@@ -60,14 +60,52 @@ def _channel_affine_grad_sample(layer, activations, backprops):
     return out
 
 
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d with an exact per-sample gradient (below) that is fast for the depthwise and
+    ungrouped layers of this model, zero padding; Opacus' generic one unfolds depthwise layers
+    at great cost."""
+
+
+@register_grad_sampler(Conv2d)
+def _conv_grad_sample(layer, activations, backprops):
+    x, g = activations[0], backprops
+    b, c = x.shape[:2]
+    depthwise = layer.groups == c == layer.out_channels
+    if layer.padding_mode != "zeros" or isinstance(layer.padding, str) or not (depthwise or layer.groups == 1):
+        raise NotImplementedError(f"per-sample gradients of {layer}: only zero-padded depthwise or ungrouped "
+                                  f"convolutions with numeric padding are supported")
+    out = {}
+    if layer.weight.requires_grad:
+        if depthwise:   # each (sample, channel) correlates its padded input with its output gradient
+            (ph, pw), (kh, kw) = layer.padding, layer.kernel_size
+            xp = F.pad(x, (pw, pw, ph, ph))
+            w = F.conv2d(xp.reshape(1, b * c, *xp.shape[2:]), g.reshape(b * c, 1, *g.shape[2:]),
+                         stride=layer.dilation, dilation=layer.stride, groups=b * c)
+            out[layer.weight] = w.view(b, c, 1, *w.shape[2:])[..., :kh, :kw]
+        else:           # (B, O, L) @ (B, L, I*kh*kw) over the L output positions
+            pointwise = layer.kernel_size == layer.stride == (1, 1) and layer.padding == (0, 0)
+            cols = x.flatten(2) if pointwise else F.unfold(x, layer.kernel_size, layer.dilation, layer.padding,
+                                                            layer.stride)
+            out[layer.weight] = torch.bmm(g.flatten(2), cols.transpose(1, 2)).view(b, *layer.weight.shape)
+    if layer.bias is not None and layer.bias.requires_grad:
+        out[layer.bias] = g.sum(dim=(2, 3))
+    return out
+
+
 class ConvNorm(nn.Module):
+    """Convolution and per-channel affine; a frozen pair runs as one convolution with the affine
+    folded into its weights (equal up to float rounding, and nothing there needs a gradient)."""
+
     def __init__(self, cin, cout, ks=1, stride=1, pad=0, groups=1, weight_init=1.0):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, ks, stride, pad, groups=groups, bias=False)
+        self.conv = Conv2d(cin, cout, ks, stride, pad, groups=groups, bias=False)
         self.affine = ChannelAffine(cout, weight_init)
 
     def forward(self, x):
-        return self.affine(self.conv(x))
+        c, a = self.conv, self.affine
+        if c.weight.requires_grad or a.weight.requires_grad or a.bias.requires_grad:
+            return a(c(x))
+        return F.conv2d(x, c.weight * a.weight[:, None, None, None], a.bias, c.stride, c.padding, c.dilation, c.groups)
 
 
 class PatchEmbed(nn.Module):
@@ -227,7 +265,7 @@ class SimCCHead(nn.Module):
         h, w = input_hw
         self.map_hw = (h // 8, w // 8)
         flat = self.map_hw[0] * self.map_hw[1]
-        self.conv = nn.Conv2d(dim, joints, 1)
+        self.conv = Conv2d(dim, joints, 1)
         self.mlp_x = nn.Linear(flat, int(round(w * split)))
         self.mlp_y = nn.Linear(flat, int(round(h * split)))
 
@@ -318,15 +356,21 @@ def _resize_bias(table: torch.Tensor, shape) -> torch.Tensor:
 def load_checkpoint(model: PoseModel, state: dict, *, require_head: bool = False) -> list[str]:
     """Load a converted state dict; every backbone tensor must be present with the right shape.
 
-    Returns the keys left at their initial values (the head, for an ImageNet backbone). Raises
-    ValueError listing the first mismatches otherwise.
+    Returns the keys left at their initial values (the head, for an ImageNet backbone; the
+    per-joint `head.conv`, for a pose checkpoint of another joint count). Raises ValueError
+    listing the first mismatches otherwise.
     """
     state = convert_checkpoint(state, model)
     target = model.state_dict()
+    # the per-joint layer of a start trained on another joint set (COCO's 17) does not carry over
+    other_joints = {k for k, v in state.items() if k.startswith("head.conv.") and k in target
+                    and v.shape[0] != target[k].shape[0]}
+    state = {k: v for k, v in state.items() if k not in other_joints}
     unexpected = [k for k in state if k not in target]
     wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
              for k in state if k in target and state[k].shape != target[k].shape]
-    missing = [k for k in target if k not in state and (require_head or not k.startswith("head."))]
+    missing = [k for k in target if k not in state and k not in other_joints
+               and (require_head or not k.startswith("head."))]
     if unexpected or wrong or missing:
         parts = [f"{name} ({len(keys)}): {keys[:5]}" for name, keys in
                  (("unexpected keys", unexpected), ("shape mismatches", wrong), ("missing keys", missing)) if keys]
@@ -352,7 +396,8 @@ def set_strategy(model: PoseModel, strategy: str) -> PoseModel:
 def build_model(cfg) -> PoseModel:
     """The model for `cfg`: for `scratch` a random initialisation calibrated on public images
     (`calibrate_affines`), else the pretrained start (a checkpoint file from cfg.pretrained_path,
-    or this project's non-private pretraining on the public split)."""
+    or this project's non-private pretraining on the public split) whose per-joint head layer,
+    with cfg.new_joint_layer, begins afresh (seeded by cfg.seed)."""
     torch.manual_seed(cfg.seed)
     model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
     if cfg.strategy == "scratch":
@@ -364,6 +409,10 @@ def build_model(cfg) -> PoseModel:
         else:
             from .train import pretrained_state
             load_checkpoint(model, pretrained_state(cfg), require_head=True)
+        if cfg.new_joint_layer:
+            with torch.random.fork_rng():      # the same draw whether or not the start was cached
+                torch.manual_seed(cfg.seed)
+                model.head.conv.reset_parameters()
     return set_strategy(model, cfg.strategy)
 
 

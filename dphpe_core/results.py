@@ -116,7 +116,7 @@ def read_summary(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no summary yet; run `dphpe sweep --preset <preset>` first")
-    df = pd.read_csv(path, keep_default_na=True)
+    df = pd.read_csv(path, keep_default_na=True, dtype={"fdp_public": object})
     df["fdp_public"] = df["fdp_public"].fillna("")
     df["Method"] = df["method"].map(METHOD_NAMES)
     return df

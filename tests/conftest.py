@@ -54,7 +54,7 @@ def smoke_book(tmp_path_factory):
     from dphpe_core.sweep import sweep
     results_dir = root / "results"
     sweep("smoke", jobs=1, progress=False, results_dir=str(results_dir))
-    executed = run_notebooks("smoke", root / "book", repo=REPO, results_dir=results_dir)
+    executed = run_notebooks("smoke", root / "book", repo=REPO, results_dir=results_dir, jobs=2)
     return root, executed
 
 

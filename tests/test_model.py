@@ -72,6 +72,42 @@ def test_pose_checkpoint_with_backbone_prefix_and_simcc_head():
     assert torch.equal(ours.head.mlp_y.weight, state["head.mlp_head_y.weight"])
 
 
+def test_a_pose_checkpoint_of_another_joint_count_leaves_the_joint_layer_fresh():
+    src = PoseModel("smoke", (64, 48), 2.0, joints=17)          # a COCO-style start: 17 joints
+    ours = PoseModel("smoke", (64, 48), 2.0)
+    fresh = ours.head.conv.weight.detach().clone()
+    assert load_checkpoint(ours, src.state_dict(), require_head=True) == ["head.conv.weight", "head.conv.bias"]
+    assert torch.equal(ours.head.conv.weight, fresh)
+    assert torch.equal(ours.head.mlp_x.weight, src.head.mlp_x.weight)
+
+
+def test_build_model_starts_the_joint_layer_afresh_per_seed(smoke_cfg, monkeypatch):
+    from dphpe_core import model as model_mod
+    from dphpe_core import train as train_mod
+    start = PoseModel("smoke", (64, 48), 2.0).state_dict()
+    monkeypatch.setattr(train_mod, "pretrained_state", lambda cfg, **k: start)
+    kept = model_mod.build_model(smoke_cfg.replace(new_joint_layer=False))
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), start.values()))
+    a, a2, b = (model_mod.build_model(smoke_cfg.replace(seed=s)) for s in (0, 0, 1))
+    assert not torch.equal(a.head.conv.weight, start["head.conv.weight"])
+    assert torch.equal(a.head.conv.weight, a2.head.conv.weight) and not torch.equal(a.head.conv.weight, b.head.conv.weight)
+    assert torch.equal(a.head.mlp_x.weight, start["head.mlp_x.weight"])     # only the per-joint layer
+
+
+def test_frozen_conv_and_affine_run_as_one_convolution_with_the_same_output():
+    from dphpe_core.model import ConvNorm
+    torch.manual_seed(0)
+    for groups in (1, 6):
+        layer = ConvNorm(6, 6, 3, 2, 1, groups=groups).double()
+        with torch.no_grad():
+            layer.affine.weight.uniform_(0.5, 2.0)
+            layer.affine.bias.normal_()
+        x = torch.randn(2, 6, 9, 7, dtype=torch.float64)
+        trained = layer(x)
+        layer.requires_grad_(False)
+        assert torch.allclose(layer(x), trained, atol=1e-12)
+
+
 def test_own_state_dict_round_trip():
     a, b = PoseModel("smoke", (64, 48), 2.0), PoseModel("smoke", (64, 48), 2.0)
     load_checkpoint(b, a.state_dict(), require_head=True)
@@ -166,3 +202,35 @@ def test_calibration_standardises_every_affine_on_its_batch():
             continue
         assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-3, name
         assert (out.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-2, name
+
+
+@pytest.mark.parametrize("cin, cout, k, stride, pad, groups, dilation, bias", [
+    (6, 6, 3, 1, 1, 6, 1, False), (6, 6, 3, 2, 1, 6, 1, True), (6, 6, 3, 1, 2, 6, 2, False),
+    (4, 5, 1, 1, 0, 1, 1, True), (3, 4, 3, 2, 1, 1, 1, False), (3, 4, 3, 1, 2, 1, 2, True)])
+def test_conv_per_sample_gradients_equal_single_sample_gradients(cin, cout, k, stride, pad, groups, dilation, bias):
+    from opacus import GradSampleModule
+
+    from dphpe_core.model import Conv2d
+    torch.manual_seed(0)
+    conv = Conv2d(cin, cout, k, stride, pad, dilation=dilation, groups=groups, bias=bias).double()
+    x = torch.randn(4, cin, 9, 7, dtype=torch.float64)
+    w = torch.randn_like(conv(x))             # a loss that weighs every output differently
+    singles = []
+    for i in range(4):
+        conv.zero_grad()
+        (conv(x[i:i + 1]) * w[i:i + 1]).sum().backward()
+        singles.append([p.grad.clone() for p in conv.parameters()])
+    gsm = GradSampleModule(conv, batch_first=True, loss_reduction="sum")
+    (gsm(x) * w).sum().backward()
+    for j, p in enumerate(conv.parameters()):
+        assert torch.allclose(p.grad_sample, torch.stack([s[j] for s in singles]), atol=1e-12)
+    gsm.remove_hooks()
+
+
+def test_conv_per_sample_gradients_refuse_grouped_convolutions():
+    from opacus import GradSampleModule
+
+    from dphpe_core.model import Conv2d
+    gsm = GradSampleModule(Conv2d(4, 4, 3, groups=2))
+    with pytest.raises(NotImplementedError, match="depthwise or ungrouped"):
+        gsm(torch.randn(2, 4, 5, 5)).sum().backward()

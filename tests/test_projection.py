@@ -20,6 +20,16 @@ def test_basis_spans_the_top_eigenvectors_of_the_second_moment_matrix():
     assert torch.allclose(v @ v.T, top @ top.T, atol=1e-8)   # same subspace
 
 
+def test_float32_basis_is_orthonormal_to_float_precision_when_eigenvalues_spread_widely():
+    g = torch.Generator().manual_seed(2)
+    scales = torch.logspace(0, -3, 40, dtype=torch.float64)     # eigenvalues over six decades
+    x = (torch.randn(40, 40, generator=g, dtype=torch.float64) * scales) @ torch.linalg.qr(
+        torch.randn(5000, 40, generator=g, dtype=torch.float64))[0].T
+    v = top_eigenbasis(x.float(), 40)
+    assert v.dtype == torch.float32 and v.shape[1] >= 30
+    assert (v.T @ v - torch.eye(v.shape[1])).abs().max() < 1e-5
+
+
 def test_rank_deficient_gradients_give_a_smaller_basis():
     assert top_eigenbasis(_grads(m=12, p=200, rank=5), 10).shape == (200, 5)
 

@@ -39,6 +39,20 @@ def test_sweep_runs_in_parallel_resumes_and_summarises(smoke_cfg, tmp_path):
     assert df[df.method == "nonprivate"].epsilon.isna().all()
 
 
+def test_the_sweep_starts_the_longest_runs_first(smoke_cfg, tmp_path, monkeypatch):
+    from dphpe_core import sweep as sweep_mod
+    from dphpe_core.config import Config
+    started = []
+    monkeypatch.setattr(sweep_mod, "_run_one", lambda cfg_dict, threads: started.append(Config.from_dict(cfg_dict)))
+    configs = [smoke_cfg.replace(results_dir=str(tmp_path), method=m, strategy=s)
+               for s in ("finetune", "full") for m in ("nonprivate", "dpsgd", "hybrid")]
+    with pytest.raises(FileNotFoundError):          # the fake runs write no record
+        run_sweep(configs, jobs=1, progress=False)
+    assert sorted(c.hash() for c in started) == sorted(c.hash() for c in configs)
+    assert [(c.method, c.strategy) for c in started[:2]] == [("hybrid", "full"), ("dpsgd", "full")]
+    assert (started[-1].method, started[-1].strategy) == ("nonprivate", "finetune")
+
+
 def test_the_papers_numbers_are_kept_as_published():
     paper = results.paper_results()
     head = paper.query("strategy == 'finetune' and method == 'hybrid' and clip_norm == 0.1 and epsilon == 0.8")
