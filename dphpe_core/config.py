@@ -62,8 +62,8 @@ class Config:
     pretrain_epochs: int = 20           # the project's own public pretraining (when no checkpoint)
     pretrain_lr: float = 3e-3
     flip_test: bool = True
-    new_joint_layer: bool = True        # the start's per-joint 1x1 conv of the head begins afresh (not scratch):
-                                        # a COCO start (17 joints) has none for MPII's 16, nor has ours
+    new_joint_layer: bool = True        # the start's per-joint 1x1 conv of the head begins afresh (not scratch),
+                                        # as a COCO start's (17 joints) must for MPII's 16
     blurred_only: bool = False          # train and evaluate on psi(x) only: the paper's public-feature baseline
     # -- privacy ---------------------------------------------------------------------------
     method: str = "nonprivate"
@@ -80,7 +80,7 @@ class Config:
     subspace_every: int = 50
     subspace_budget_mb: float = 1024.0  # above k x p floats: per-layer-group bases (projection.plan)
     # -- optimisation ----------------------------------------------------------------------
-    expected_batch_size: int = 64       # embedded: half the steps of 32 for ~1.2x the step time on a CPU; the paper: 32
+    expected_batch_size: int = 64       # embedded: half the steps of 32 at 1.1-1.7x the step time on a CPU; paper: 32
     epochs: int = 2                     # embedded: sized so the study's whole grid runs on a laptop
     lr: float = 1e-3                    # the paper's
     weight_decay: float = 1e-2
