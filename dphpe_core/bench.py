@@ -40,8 +40,8 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
     from .config import make_config
     from .data import build_data, collate
     from .mechanisms import make_optimizer, per_sample_gradients, per_sample_loss
-    from .model import build_model
-    from .train import resolve_device
+    from .start import build_model
+    from .loop import resolve_device
     cfg = make_config(preset, **overrides)
     device = resolve_device(cfg)
     data = build_data(cfg)

@@ -8,6 +8,8 @@
     dphpe bench-data --n 4096
     dphpe notebooks --preset smoke --out book
     dphpe sweep --preset embedded --jobs 2
+    dphpe pretrain --preset embedded
+    dphpe tune --preset embedded
 """
 
 from __future__ import annotations
@@ -135,14 +137,31 @@ def cmd_train(args) -> None:
 def cmd_sweep(args) -> None:
     from .sweep import sweep
     try:
-        path = sweep(args.preset, jobs=args.jobs, **_parse_sets(args.set or []))
+        path = sweep(args.preset, jobs=args.jobs, fresh=args.fresh, **_parse_sets(args.set or []))
     except ValueError as e:
         raise SystemExit(str(e)) from None
     print(f"summary: {path}")
 
 
+def cmd_pretrain(args) -> None:
+    from .start import pretrained_state, start_path
+    cfg = _cfg(args)
+    pretrained_state(cfg, fresh=args.fresh)
+    print(f"start: {start_path(cfg)}")
+
+
+def cmd_tune(args) -> None:
+    from .tuning import disagreements, tune, tuning_path
+    cfg = _cfg(args)
+    out = tune(args.preset, fresh=args.fresh, **_parse_sets(args.set or []))
+    print(f"chosen on the public split: {out['chosen']} ({tuning_path(cfg)})")
+    for field, (have, want) in disagreements(cfg, out).items():
+        print(f"note: the {args.preset} preset has {field}={have!r}; the tuning chose {want!r}")
+
+
 def cmd_model(args) -> None:
-    from .model import build_model, count_macs
+    from .model import count_macs
+    from .start import build_model
     cfg = _cfg(args)
     model = build_model(cfg) if args.pretrained else None
     if model is None:
@@ -181,7 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
     sw = with_config(sub.add_parser("sweep", help="run a preset's whole grid (resumable) and write summary.csv"))
     sw.add_argument("--jobs", type=int, default=1, help="processes in parallel (torch threads are split among them)")
+    sw.add_argument("--fresh", action="store_true",
+                    help="recompute every record and the pretrained start, overwriting the stored ones")
     sw.set_defaults(func=cmd_sweep)
+    pt = with_config(sub.add_parser("pretrain", help="build the pretrained start (public split, non-private)"))
+    pt.add_argument("--fresh", action="store_true", help="train it again even when it is stored")
+    pt.set_defaults(func=cmd_pretrain)
+    tu = with_config(sub.add_parser("tune", help="choose lr, k and lambda on the public split alone"))
+    tu.add_argument("--fresh", action="store_true", help="run it again even when it is stored")
+    tu.set_defaults(func=cmd_tune)
     md = with_config(sub.add_parser("model", help="parameter counts and multiply-adds of a preset's model"))
     md.add_argument("--pretrained", action="store_true", help="build the pretrained start (may train it)")
     md.set_defaults(func=cmd_model)

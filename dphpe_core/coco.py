@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from .data import RecordSource, Sample
+from .sources import RecordSource, Sample
 from .pckh import J, NUM_JOINTS
 
 COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",

@@ -2,9 +2,9 @@
 
     python -c "from dphpe_core import make_config, build_data; print(build_data(make_config('smoke')))"
 
-Every source (SynthPose, MPII, COCO) yields raw `Sample`s: an image, the person's box (centre
-and width in source pixels), joints in zero-based source pixels, which joints are labelled, and
-a head box where known. `PoseDataset` turns a sample into a training item the same way for all
+Every source (SynthPose, MPII, COCO) yields raw `Sample`s (sources.py): an image, the person's
+box (centre and width in source pixels), joints in zero-based source pixels, which joints are
+labelled, and a head box where known. `PoseDataset` turns a sample into a training item the same way for all
 sources: the top-down affine crop (with flip / rotation / scale jitter on training splits), the
 ImageNet-normalised image, the SimCC targets and the head size in crop pixels. Items are dicts
 that torch's `default_collate` batches.
@@ -18,8 +18,7 @@ and use `collate`, which passes such a ready batch through.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,32 +28,9 @@ from torch.utils.data import Dataset, default_collate
 from . import simcc
 from .config import Config
 from .pckh import head_size_from_box
+from .sources import Sample, derived_head_box
 from .transforms import (FLIP_PERM, IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_affine, invert_affine,
                          sample_jitter, swap_left_right, to_model_input, warp_image)
-
-
-@dataclass
-class Sample:
-    """One person as its source has it (zero-based source pixels)."""
-    image: Image.Image
-    center: np.ndarray            # (2,)
-    box_width: float              # width of the person box that fills the crop's width
-    joints: np.ndarray            # (16, 2)
-    joints_vis: np.ndarray        # (16,) 1 where labelled
-    head_box: np.ndarray | None   # (4,) x1, y1, x2, y2, when the source has one
-    visible: np.ndarray | None = None           # (16,) labelled and not occluded, when known
-    person_id: int = -1
-    attributes: dict = field(default_factory=dict)
-
-
-def derived_head_box(joints: np.ndarray) -> np.ndarray:
-    """A square head box centred between upper neck and head top, side = their distance.
-
-    Used only where a source has no head box (MPII's train.json, COCO).
-    """
-    neck, top = joints[8], joints[9]
-    mid, half = (neck + top) / 2, np.linalg.norm(top - neck) / 2
-    return np.concatenate([mid - half, mid + half]).astype(np.float32)
 
 
 class PoseDataset(Dataset):
@@ -196,36 +172,6 @@ def collate(items):
     return default_collate(items) if items else None
 
 
-class RecordSource:
-    """Base of the file-backed sources (MPII, COCO): person records and an image folder, every
-    image's presence checked up front."""
-
-    label = "records"
-
-    def __init__(self, records: list[dict], image_dir, *, name: str):
-        self.records, self.image_dir, self.name = records, Path(image_dir), name
-        if not records:
-            raise ValueError(f"{self.label} split {name!r} is empty; expected at least one person record")
-        missing = sorted({r["image"] for r in records if not (self.image_dir / r["image"]).is_file()})
-        if missing:
-            raise FileNotFoundError(f"{self.label} split {name!r}: {len(missing)} image file(s) missing under "
-                                    f"{self.image_dir}, e.g. {missing[:3]}")
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __repr__(self) -> str:
-        return f"{self.label}({self.name}, n={len(self)})"
-
-    def open_image(self, i: int) -> tuple[dict, Path, Image.Image]:
-        r = self.records[i]
-        path = self.image_dir / r["image"]
-        try:
-            return r, path, Image.open(path).convert("RGB")
-        except OSError as e:
-            raise ValueError(f"{path}: cannot be read as an image ({e})") from None
-
-
 class SynthPoseSource:
     """A rendered SynthPose split (arrays from `synthpose.load_split`)."""
 
@@ -273,6 +219,26 @@ def _synthpose(cfg: Config, split: str, n: int) -> SynthPoseSource:
     return SynthPoseSource(arrays, split)
 
 
+def public_source(cfg: Config):
+    """The public split's source alone (SynthPose's public domain, or COCO) and what was skipped."""
+    match cfg.public_dataset:
+        case "synthpose":
+            return _synthpose(cfg, "public", cfg.n_public), None
+        case "coco":
+            from .coco import coco_source
+            return coco_source(cfg.public_root, aspect=cfg.input_w / cfg.input_h)
+        case other:  # Config validation makes this unreachable
+            raise ValueError(f"unknown public dataset {other!r}")
+
+
+def public_dataset(cfg: Config) -> PoseDataset:
+    """The public split as a training set, built without reading a private or val crop."""
+    source, skipped = public_source(cfg)
+    if skipped:
+        warnings.warn(f"COCO: skipped annotations by reason {skipped} (kept {len(source)})", stacklevel=2)
+    return PoseDataset(source, cfg, train=True, name="public")
+
+
 def build_data(cfg: Config) -> DataBundle:
     """The private training split, the public split and val for `cfg`."""
     info: dict = {"dataset": cfg.dataset, "public_dataset": cfg.public_dataset}
@@ -285,15 +251,9 @@ def build_data(cfg: Config) -> DataBundle:
             info["mpii_skipped"] = skipped
         case other:  # Config validation makes this unreachable
             raise ValueError(f"unknown dataset {other!r}")
-    match cfg.public_dataset:
-        case "synthpose":
-            public = _synthpose(cfg, "public", cfg.n_public)
-        case "coco":
-            from .coco import coco_source
-            public, skipped = coco_source(cfg.public_root, aspect=cfg.input_w / cfg.input_h)
-            info["coco_skipped"] = skipped
-        case other:
-            raise ValueError(f"unknown public dataset {other!r}")
+    public, skipped = public_source(cfg)
+    if skipped is not None:
+        info["coco_skipped"] = skipped
     for key in ("mpii_skipped", "coco_skipped"):
         if info.get(key):
             warnings.warn(f"{key.split('_')[0].upper()}: skipped annotations by reason {info[key]} "
@@ -301,4 +261,3 @@ def build_data(cfg: Config) -> DataBundle:
     return DataBundle(private_train=PoseDataset(private, cfg, train=True, name="private_train"),
                       public=PoseDataset(public, cfg, train=True, name="public"),
                       val=PoseDataset(val, cfg, train=False, name="val"), info=info)
-

@@ -157,11 +157,12 @@ class Parts:
     name: str
     project: bool                  # g <- V V^T g onto the public-gradient subspace
     public_gradient: bool          # + lambda x the noise-free gradient on blurred crops
-    default_weight: float = 0.0    # lambda when cfg.public_weight is 0
+    weight_field: str = ""         # the Config field that holds its lambda
 
 
 METHOD_PARTS = {"dpsgd": Parts("DP-SGD", False, False), "pdp": Parts("PDP-SGD", True, False),
-                "fdp": Parts("feature DP", False, True, 1.0), "hybrid": Parts("the hybrid", True, True, 0.1)}
+                "fdp": Parts("feature DP", False, True, "public_weight_fdp"),
+                "hybrid": Parts("the hybrid", True, True, "public_weight_hybrid")}
 
 PUBLIC_SEED_OFFSET = 7919        # public draws use seed + this: not the private sampler's stream
 SUBSPACE_SEED_OFFSET = 104729
@@ -259,7 +260,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
         privacy["subspace"] = dict(k=cfg.subspace_k, m=cfg.subspace_m, every=cfg.subspace_every,
                                    layout=layout.note, data=f"{len(public_set)} crops of the public split")
     if feature:
-        opt.public_weight = cfg.public_weight or parts.default_weight
+        opt.public_weight = getattr(cfg, parts.weight_field)
         kernel, sigma = cfg.blur_kernel, cfg.blur_sigma
         if cfg.fdp_public == "same-batch":
             def public_pass(batch):
@@ -297,7 +298,7 @@ def privacy_budget(cfg: Config, parts: Parts, *, n_private: int, steps_per_epoch
     neighbouring = "replace-one" if feature else "add-remove"
     amplification = not (feature and cfg.fdp_public == "same-batch")
     accountant = cfg.accountant if not feature else ("pld" if amplification else "gaussian-without-amplification")
-    privacy = dict(sample_rate=sample_rate, steps=steps, delta=delta, accountant=accountant,
+    privacy = dict(n_private=n_private, sample_rate=sample_rate, steps=steps, delta=delta, accountant=accountant,
                    neighbouring=neighbouring, amplification=amplification,
                    sensitivity="2C" if feature else "C", clip_norm=cfg.clip_norm, epsilon_target=cfg.epsilon)
     if parts.public_gradient:

@@ -393,29 +393,6 @@ def set_strategy(model: PoseModel, strategy: str) -> PoseModel:
     return model
 
 
-def build_model(cfg) -> PoseModel:
-    """The model for `cfg`: for `scratch` a random initialisation calibrated on public images
-    (`calibrate_affines`), else the pretrained start (a checkpoint file from cfg.pretrained_path,
-    or this project's non-private pretraining on the public split) whose per-joint head layer,
-    with cfg.new_joint_layer, begins afresh (seeded by cfg.seed)."""
-    torch.manual_seed(cfg.seed)
-    model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
-    if cfg.strategy == "scratch":
-        from .data import build_data
-        calibrate_affines(model, public_images(build_data(cfg).public))
-    else:
-        if cfg.pretrained_path:
-            load_checkpoint(model, torch.load(cfg.pretrained_path, map_location="cpu", weights_only=True))
-        else:
-            from .train import pretrained_state
-            load_checkpoint(model, pretrained_state(cfg), require_head=True)
-        if cfg.new_joint_layer:
-            with torch.random.fork_rng():      # the same draw whether or not the start was cached
-                torch.manual_seed(cfg.seed)
-                model.head.conv.reset_parameters()
-    return set_strategy(model, cfg.strategy)
-
-
 def count_macs(model: PoseModel) -> int:
     """Multiply-adds of one forward pass at the model's input size."""
     from torch.utils.flop_counter import FlopCounterMode

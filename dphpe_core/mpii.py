@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from .data import RecordSource, Sample
+from .sources import RecordSource, Sample
 from .pckh import JOINT_NAMES, NUM_JOINTS, pckh_per_joint, summarize
 
 PIXEL_STD = 200.0

@@ -4,7 +4,13 @@
 
 A record holds everything needed to read a run without rerunning it: the full config, the
 privacy numbers actually used (for private methods), PCKh per joint group at 0.5 and 0.1 on val,
-per-epoch curves, wall time, peak memory, device, package versions and the seed.
+per-epoch curves, wall time, peak memory and its provenance: the git commit of the code that made
+it and whether that code was committed, package versions, CPU model, threads and device.
+
+Two version numbers guard the records. RECORD_VERSION is the file format. TRAINING_VERSION names
+the training code's results: a change that alters what any run computes bumps it, and from then on
+every older record is refused with a message that says how to recompute it (`make book FRESH=1`),
+so that records of two codes never mix silently in one table.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from pathlib import Path
 
 from .config import Config
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
+TRAINING_VERSION = 1    # bump when a change alters what a run computes (then recompute the committed records)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +41,9 @@ class RunResult:
     privacy: dict = field(default_factory=dict)   # empty for non-private runs
     guarantee: str = "none: trained without differential privacy"
     mechanism: dict = field(default_factory=dict)  # what the step measured, e.g. the projection's kept norm
+    provenance: dict = field(default_factory=dict)  # commit, clean tree, versions, CPU, threads, device
     record_version: int = RECORD_VERSION
+    training_version: int = TRAINING_VERSION
 
     @property
     def cfg(self) -> Config:
@@ -66,13 +75,19 @@ def save(result: RunResult, path: Path) -> Path:
 
 
 class StaleRecord(ValueError):
-    """A record written by an older version of the record format."""
+    """A record written in another record format or by another version of the training code."""
 
 
 def load(path) -> RunResult:
+    """The record at `path`; StaleRecord when its format or its training-code version is not this code's."""
     d = json.loads(Path(path).read_text())
+    how = ("recompute the study with `make book FRESH=1` (or `dphpe sweep --preset P --fresh`), "
+           "or delete the stale records")
     if d.get("record_version") != RECORD_VERSION:
-        raise StaleRecord(f"{path}: record version {d.get('record_version')}, expected {RECORD_VERSION}")
+        raise StaleRecord(f"{path}: record format {d.get('record_version')}, this code reads {RECORD_VERSION}; {how}")
+    if d.get("training_version") != TRAINING_VERSION:
+        raise StaleRecord(f"{path}: made by training code version {d.get('training_version')}, this code is version "
+                          f"{TRAINING_VERSION}, whose results differ; {how}")
     return RunResult(**d)
 
 
@@ -82,11 +97,25 @@ def load_runs(folder) -> list[RunResult]:
 
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 COLUMNS = ["preset", "strategy", "method", "fdp_public", "blurred_only", "epsilon", "clip_norm", "seed",
-           "noise_multiplier", "sample_rate", "steps", "delta", "neighbouring", "epsilon_spent",
+           "n_private", "batch_size", "noise_multiplier", "noise_std_per_step", "snr",
+           "sample_rate", "steps", "delta", "neighbouring", "epsilon_spent",
            "epsilon_paper_accounting", "pckh_mean", *[f"pckh_{g.lower()}" for g in GROUPS], "pckh01_mean",
            *[f"pckh01_{g.lower()}" for g in GROUPS], "kept_norm", "wall_s", "peak_mem_mb", "config_hash"]
 METHOD_NAMES = {"nonprivate": "Non-private", "dpsgd": "DP-SGD", "pdp": "PDP-SGD", "fdp": "FDP", "hybrid": "Hybrid"}
 PAPER_RESULTS = Path(__file__).with_name("paper_results.csv")   # package data: read off PAPER.md
+
+
+def regime(noise_multiplier: float, clip_norm: float, batch_size: int, steps: int) -> dict:
+    """The regime of a private run: the noise's standard deviation on the averaged gradient per step,
+    sigma x C / B, and the run's signal-to-noise, sqrt(steps) x B / sigma (a sum of `steps` averaged
+    clipped gradients, each of norm up to C, against the noise accumulated over them, in units of C).
+
+    >>> r = regime(1.12, 0.1, 32, 17379)          # the paper's epsilon 0.8 (PAPER.md)
+    >>> round(r["noise_std_per_step"], 5), round(r["snr"])
+    (0.0035, 3767)
+    """
+    return {"noise_std_per_step": noise_multiplier * clip_norm / batch_size,
+            "snr": steps ** 0.5 * batch_size / noise_multiplier}
 
 
 def summary_frame(runs: list):
@@ -96,10 +125,13 @@ def summary_frame(runs: list):
     for r in runs:
         c, p = r.config, r.privacy
         private = bool(p)
+        reg = (regime(p["noise_multiplier"], p["clip_norm"], c["expected_batch_size"], p["steps"]) if private
+               else {"noise_std_per_step": None, "snr": None})
         row = dict(preset=c["preset"], strategy=c["strategy"], method=c["method"],
                    fdp_public=c["fdp_public"] if c["method"] in ("fdp", "hybrid") else "",
                    blurred_only=c["blurred_only"], epsilon=c["epsilon"] if private else None,
                    clip_norm=c["clip_norm"] if private else None, seed=c["seed"],
+                   n_private=p.get("n_private") or c["n_private"], batch_size=c["expected_batch_size"], **reg,
                    **{k: p.get(k) for k in ("noise_multiplier", "sample_rate", "steps", "delta", "neighbouring",
                                             "epsilon_spent", "epsilon_paper_accounting")},
                    pckh_mean=r.pckh["Mean"], **{f"pckh_{g.lower()}": r.pckh[g] for g in GROUPS},
@@ -122,19 +154,47 @@ def read_summary(path):
     return df
 
 
+def at_full_size(df):
+    """The rows at the preset's own private training size (the regime runs' smaller sizes left out)."""
+    return df[df.n_private == df.n_private.max()] if "n_private" in df and len(df) else df
+
+
 def main_grid(df):
-    """The private runs of the paper's grid: fdp with its default public source, every other method."""
-    private = df[df.method != "nonprivate"]
+    """The private runs of the paper's grid at the preset's size: fdp with its default public source,
+    every other method."""
+    private = at_full_size(df[df.method != "nonprivate"])
     return private[(private.method != "fdp") | (private.fdp_public == "independent")]
+
+
+def ci95(sd: float, n: int) -> float:
+    """Half-width of the 95% t-interval of a mean of n seeds with standard deviation sd (nan for n < 2).
+
+    >>> round(ci95(1.0, 3), 3)
+    2.484
+    """
+    from scipy.stats import t
+    return float(t.ppf(0.975, n - 1) * sd / n ** 0.5) if n > 1 else float("nan")
+
+
+def t_interval(values) -> tuple[float, float]:
+    """The 95% t-interval of the mean of `values` (a point for one value): seaborn's `errorbar=`."""
+    import numpy as np
+    v = np.asarray(values, float)
+    half = ci95(float(v.std(ddof=1)), len(v)) if len(v) > 1 else 0.0
+    return float(v.mean() - half), float(v.mean() + half)
 
 
 def seed_stats(df, by: list[str], value: str = "pckh_mean"):
     """Mean, standard deviation, seed count and the 95% t-interval half-width of `value` per group."""
-    from scipy.stats import t
     g = df.groupby(by, dropna=False)[value]
     out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    out["ci95"] = [t.ppf(0.975, n - 1) * sd / n ** 0.5 if n > 1 else float("nan") for n, sd in zip(out.n, out.sd)]
+    out["ci95"] = [ci95(sd, n) for n, sd in zip(out.n, out.sd)]
     return out
+
+
+def mean_ci_text(stats, value: str = "mean", err: str = "ci95", digits: int = 1):
+    """'61.2 ± 1.4' per row of seed_stats (the mean alone where there is one seed)."""
+    return [f"{m:.{digits}f}" + ("" if e != e else f" ± {e:.{digits}f}") for m, e in zip(stats[value], stats[err])]
 
 
 def best_clip(df, strategy: str, epsilon: float) -> float:
@@ -160,64 +220,37 @@ def gap_recovery(method: float, dpsgd: float, nonprivate: float) -> float:
     return (method - dpsgd) / (nonprivate - dpsgd)
 
 
-def findings(df) -> list[dict]:
-    """The paper's four findings, each checked against these results: a sentence and the numbers."""
-    grid = main_grid(df)
-    cell = grid.groupby(["strategy", "clip_norm", "epsilon", "method"]).pckh_mean.mean().unstack("method")
-    out = []
-    others = [m for m in cell.columns if m != "hybrid"]
-    wins = int((cell["hybrid"] >= cell[others].max(axis=1)).sum())
-    out.append(_finding(1, "The hybrid beats every other private method in nearly every cell", wins, len(cell),
-                        f"the hybrid is best in {wins} of {len(cell)} cells (strategy x C x epsilon)"))
-    by_c = grid.groupby(["strategy", "method", "epsilon", "clip_norm"]).pckh_mean.mean().unstack("clip_norm")
-    lo, hi = min(by_c.columns), max(by_c.columns)
-    if lo == hi:
-        out.append(_untested(2, "Smaller clipping norms are better in this regime", "one clipping norm"))
-    else:
-        smaller = int((by_c[lo] > by_c[hi]).sum())
-        out.append(_finding(2, "Smaller clipping norms are better in this regime", smaller, len(by_c),
-                            f"C = {lo:g} beats C = {hi:g} in {smaller} of {len(by_c)} (strategy, method, epsilon) "
-                            f"cells"))
-    by_s = grid.groupby(["method", "clip_norm", "epsilon", "strategy"]).pckh_mean.mean().unstack("strategy")
-    if {"finetune", "full"} <= set(by_s.columns):
-        fin = int((by_s["finetune"] > by_s["full"]).sum())
-        out.append(_finding(3, "Under DP, freezing most of a pretrained backbone beats full finetuning", fin,
-                            len(by_s), f"finetuning beats full finetuning in {fin} of {len(by_s)} cells"))
-    else:
-        out.append(_untested(3, "Under DP, freezing most of a pretrained backbone beats full finetuning",
-                             "one strategy"))
-    claim4 = "Projection helps most at small epsilon; feature DP helps most at large C"
-    if lo == hi or cell.index.get_level_values("epsilon").nunique() < 2:
-        out.append(_untested(4, claim4, "one clipping norm or one epsilon"))
-        return out
-    eps_lo, eps_hi = cell.index.get_level_values("epsilon").min(), cell.index.get_level_values("epsilon").max()
-    gain = (cell["pdp"] - cell["dpsgd"]).groupby("epsilon").mean()
-    fgain = (cell["fdp"] - cell["dpsgd"]).groupby("clip_norm").mean()
-    proj_ok, feat_ok = gain[eps_lo] > gain[eps_hi], fgain[hi] > fgain[lo]
-    out.append({"number": 4, "claim": claim4,
-                "supported": bool(proj_ok and feat_ok),
-                "text": (f"Finding 4 ({'supported' if proj_ok and feat_ok else 'partly supported' if proj_ok or feat_ok else 'not supported'}): "
-                         f"PDP-SGD gains {gain[eps_lo]:+.1f} points over DP-SGD at epsilon {eps_lo:g} and "
-                         f"{gain[eps_hi]:+.1f} at epsilon {eps_hi:g}; FDP gains {fgain[hi]:+.1f} at C = {hi:g} and "
-                         f"{fgain[lo]:+.1f} at C = {lo:g} (means over the other grid axes).")})
-    return out
+def _git(*args: str) -> str | None:
+    import subprocess
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _untested(number: int, claim: str, why: str) -> dict:
-    return {"number": number, "claim": claim, "supported": None,
-            "text": f"Finding {number} ({_lower_first(claim)}) is not tested here: this grid has {why} only."}
+def cpu_model() -> str:
+    """The CPU's model name (Linux' /proc/cpuinfo), else what platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def _finding(number: int, claim: str, hits: int, total: int, evidence: str) -> dict:
-    share = hits / total if total else float("nan")
-    verdict = "supported" if share >= 0.75 else "partly supported" if share >= 0.5 else "not supported"
-    return {"number": number, "claim": claim, "supported": share >= 0.75,
-            "text": f"Finding {number} ({verdict}): {_lower_first(claim)}? Here {evidence} ({100 * share:.0f}%)."}
-
-
-def _lower_first(claim: str) -> str:
-    """'Under DP, ...' -> 'under DP, ...' (acronyms and symbols keep their case)."""
-    return claim[:1].lower() + claim[1:]
+def provenance(device) -> dict:
+    """Where a result comes from: the code's git commit and whether the package's code (dphpe_core/,
+    pyproject.toml) had uncommitted changes ("unknown" outside a git checkout), the training-code
+    version, package versions, CPU model, torch threads and the device (with the GPU's name)."""
+    import torch
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--", ".", "../pyproject.toml") if commit else None
+    gpu = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
+    return {"commit": commit or "unknown", "clean": (status == "") if commit else "unknown",
+            "training_version": TRAINING_VERSION, **versions(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+            "device": str(device), "gpu": gpu}
 
 
 def versions() -> dict:
@@ -226,3 +259,38 @@ def versions() -> dict:
     import torch
     return {"python": platform.python_version(), "torch": torch.__version__, "opacus": opacus.__version__,
             "numpy": numpy.__version__, "machine": platform.machine()}
+
+
+def regime_table(df, *, strategy: str = "finetune"):
+    """The headline cell at every private training size N: per N and method (non-private included),
+    the best C by mean over seeds, its mean PCKh@0.5, 95% interval and seeds, N x epsilon, the
+    run's snr, and the gap it recovers at equal epsilon (against DP-SGD at its best C and the
+    non-private mean at the same N)."""
+    import pandas as pd
+    fin = df[(df.strategy == strategy) & ~df.blurred_only & (df.fdp_public.isin(["", "independent"]))]
+    eps = fin.epsilon.max()
+    rows = []
+    for n, at_n in fin.groupby("n_private"):
+        base = at_n[at_n.method == "nonprivate"].pckh_mean
+        if base.empty:
+            continue
+        cell = at_n[(at_n.method != "nonprivate") & (at_n.epsilon == eps)]
+        rows.append(dict(n_private=n, method="nonprivate", clip_norm=None, mean=base.mean(), n=len(base),
+                         ci95=ci95(base.std(), len(base)), snr=None))
+        for method, runs in cell.groupby("method"):
+            stats = seed_stats(runs, ["clip_norm"])
+            best = stats.loc[stats["mean"].idxmax()]
+            rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
+                             ci95=best.ci95, snr=runs[runs.clip_norm == best.clip_norm].snr.mean()))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["epsilon"] = eps
+    out["n_x_epsilon"] = out.n_private * eps
+    out["Method"] = out.method.map(METHOD_NAMES)
+    ref = out.set_index(["n_private", "method"])["mean"]
+    out["gap_recovery"] = [
+        100 * gap_recovery(m, ref[(n, "dpsgd")], ref[(n, "nonprivate")])
+        if meth not in ("nonprivate", "dpsgd") and (n, "dpsgd") in ref else float("nan")
+        for n, meth, m in zip(out.n_private, out.method, out["mean"])]
+    return out

@@ -3,14 +3,18 @@ config hash, so resumable), in parallel processes, summarised in results/<preset
 
     dphpe sweep --preset embedded --jobs 2
 
-Each preset names its grid (`GRIDS`): methods x epsilon x C x strategies x seeds, plus extra
-seeds in the cells where the book draws confidence intervals, the non-private baselines (raw and
-blurred-only crops, per strategy) and the three public sources of feature DP.
+Each preset names its grid (`GRIDS`): methods x epsilon x C x strategies with the seeds each
+strategy gets (and extra seeds at the largest epsilon), the non-private baselines (raw and
+blurred-only crops, per strategy), the other public sources of feature DP, and the regime runs:
+the headline cell (finetuning, the largest epsilon, every C and method, non-private beside it)
+again at smaller private training sets, told apart by `n_private`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,50 +29,60 @@ class Grid:
     epsilons: tuple[float, ...]
     clip_norms: tuple[float, ...]
     strategies: tuple[str, ...]
-    seeds: tuple[int, ...]                 # every private cell
-    ci_seeds: tuple[int, ...]              # extra seeds where the book draws confidence intervals ...
-    ci_clip_norm: float                    # ... for every method and epsilon at this C
-    ci_strategy: str                       # ... and this strategy
-    baseline_strategies: tuple[str, ...]   # non-private, raw and blurred-only
+    seeds: dict[str, tuple[int, ...]]            # per strategy: the seeds of every private cell
+    extra_seeds: dict[str, tuple[int, ...]]      # per strategy: more seeds at the largest epsilon, every C
+    baseline_seeds: dict[str, tuple[int, ...]]   # non-private, raw and blurred-only, per strategy
+    fdp_clip_norm: float                         # the other public sources of feature DP: finetuning, this C,
+    fdp_publics: tuple[str, ...] = ("same-batch", "public-set")   # every epsilon, the first seed
+    regime_n: tuple[int, ...] = ()               # smaller private sets for the headline cell
     methods: tuple[str, ...] = PRIVATE_METHODS
-    fdp_publics: tuple[str, ...] = ("independent", "same-batch", "public-set")   # at the CI cell, seeds only
 
     def configs(self, preset: str, **overrides) -> list[Config]:
         """Every config of the grid, each once, in a stable order."""
         base = make_config(preset, **overrides)
         out: dict[str, Config] = {}
+        top = max(self.epsilons)
 
         def add(**changes):
             cfg = base.replace(**changes)
             out.setdefault(cfg.hash(), cfg)
 
-        for strategy in self.baseline_strategies:
+        for strategy, seeds in self.baseline_seeds.items():
             for blurred in (False, True):
-                for seed in self.seeds + (self.ci_seeds if strategy == self.ci_strategy else ()):
+                for seed in seeds:
                     add(method="nonprivate", strategy=strategy, blurred_only=blurred, seed=seed)
         for strategy in self.strategies:
             for clip in self.clip_norms:
-                ci = strategy == self.ci_strategy and clip == self.ci_clip_norm
                 for method in self.methods:
                     for eps in self.epsilons:
-                        for seed in self.seeds + (self.ci_seeds if ci else ()):
+                        extra = self.extra_seeds.get(strategy, ()) if eps == top else ()
+                        for seed in self.seeds[strategy] + extra:
                             add(method=method, strategy=strategy, clip_norm=clip, epsilon=eps, seed=seed)
         for source in self.fdp_publics:
             for eps in self.epsilons:
-                for seed in self.seeds:
-                    add(method="fdp", fdp_public=source, strategy=self.ci_strategy, clip_norm=self.ci_clip_norm,
-                        epsilon=eps, seed=seed)
+                add(method="fdp", fdp_public=source, strategy="finetune", clip_norm=self.fdp_clip_norm, epsilon=eps,
+                    seed=self.seeds["finetune"][0])
+        for n in self.regime_n:
+            seeds = self.seeds["finetune"] + self.extra_seeds.get("finetune", ())
+            for seed in seeds:
+                add(method="nonprivate", strategy="finetune", n_private=n, seed=seed)
+                for clip in self.clip_norms:
+                    for method in self.methods:
+                        add(method=method, strategy="finetune", n_private=n, clip_norm=clip, epsilon=top, seed=seed)
         return list(out.values())
 
 
 PAPER_GRID = dict(epsilons=(0.2, 0.4, 0.6, 0.8), clip_norms=(0.01, 0.1, 1.0), strategies=("finetune", "full"))
 GRIDS: dict[str, Grid] = {
-    "smoke": Grid(epsilons=(0.4, 0.8), clip_norms=(0.1,), strategies=("finetune",), seeds=(0,), ci_seeds=(),
-                  ci_clip_norm=0.1, ci_strategy="finetune", baseline_strategies=("finetune",)),
-    "embedded": Grid(**PAPER_GRID, seeds=(0,), ci_seeds=(1, 2), ci_clip_norm=0.1, ci_strategy="finetune",
-                     baseline_strategies=("finetune", "full", "scratch")),
-    "paper": Grid(**PAPER_GRID, seeds=(0,), ci_seeds=(), ci_clip_norm=0.1, ci_strategy="finetune",
-                  baseline_strategies=("finetune", "full", "scratch")),
+    "smoke": Grid(epsilons=(0.4, 0.8), clip_norms=(0.1,), strategies=("finetune",), seeds={"finetune": (0,)},
+                  extra_seeds={}, baseline_seeds={"finetune": (0,)}, fdp_clip_norm=0.1, fdp_publics=(), regime_n=(48,)),
+    # every finetuning cell at 3 seeds; full finetuning at 1, and 3 at epsilon 0.8; the regime at
+    # 2,000 (the earlier study's size) and 5,500 private crops beside the preset's 22,000
+    "embedded": Grid(**PAPER_GRID, seeds={"finetune": (0, 1, 2), "full": (0,)}, extra_seeds={"full": (1, 2)},
+                     baseline_seeds={"finetune": (0, 1, 2), "full": (0, 1, 2), "scratch": (0,)}, fdp_clip_norm=0.1,
+                     regime_n=(2000, 5500)),
+    "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},
+                  baseline_seeds={"finetune": (0,), "full": (0,), "scratch": (0,)}, fdp_clip_norm=0.1),
 }
 
 
@@ -78,15 +92,14 @@ def grid_configs(preset: str, **overrides) -> list[Config]:
     return GRIDS[preset].configs(preset, **overrides)
 
 
-def _run_one(cfg_dict: dict, threads: int) -> str:
+def _run_one(cfg_dict: dict, threads: int, fresh: bool = False) -> dict:
     import torch
 
-    from . import results
     from .train import load_or_train
     torch.set_num_threads(threads)
     cfg = Config.from_dict(cfg_dict)
-    load_or_train(cfg, progress=False)
-    return str(results.run_path(cfg))
+    r = load_or_train(cfg, progress=False, fresh=fresh)
+    return {"pckh": r.pckh["Mean"], "wall_s": r.wall_s}
 
 
 # Step time of each method relative to a non-private step (`dphpe bench`, embedded, rounded).
@@ -94,41 +107,96 @@ _METHOD_COST = {"nonprivate": 1.0, "dpsgd": 1.6, "pdp": 1.8, "fdp": 2.8, "hybrid
 
 
 def relative_cost(cfg: Config) -> float:
-    """A run's expected cost in non-private finetuning runs: the sweep starts the longest runs
-    first, so that no process is left with a long run after the other has finished."""
-    return _METHOD_COST[cfg.method] * (1.0 if cfg.strategy == "finetune" else 2.0)
+    """A run's expected cost in non-private finetuning runs (per private crop, method, strategy): the
+    sweep starts the longest runs first, so that no process is left with a long run after the other
+    has finished, and weighs the time left by it."""
+    size = cfg.n_private / 1000 if cfg.dataset == "synthpose" else 1.0
+    return _METHOD_COST[cfg.method] * (1.0 if cfg.strategy == "finetune" else 2.0) * size
 
 
-def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True) -> list:
-    """Run every config not stored yet (load_or_train), `jobs` processes at a time; all records."""
+def describe(cfg: Config) -> str:
+    """A run in a few words, for progress lines."""
+    what = f"{cfg.method}/{cfg.strategy}"
+    if cfg.method != "nonprivate":
+        what += f" eps={cfg.epsilon:g} C={cfg.clip_norm:g}"
+        if cfg.method in ("fdp", "hybrid") and cfg.fdp_public != "independent":
+            what += f" public={cfg.fdp_public}"
+    if cfg.blurred_only:
+        what += " blurred"
+    return f"{what} seed={cfg.seed} N={cfg.n_private}"
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class SweepProgress:
+    """Runs done, the runs in flight and the time left (weighted by `relative_cost`): a tqdm bar on a
+    terminal, else one line per finished run (a log file stays readable)."""
+
+    def __init__(self, todo: list[Config], total: int, *, jobs: int, enabled: bool):
+        self.cost_left = sum(relative_cost(c) for c in todo)
+        self.cost_done, self.done, self.n, self.total = 0.0, total - len(todo), len(todo), total
+        self.enabled, self.t0 = enabled, time.perf_counter()
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=self.done, desc=f"sweep ({jobs} jobs)", unit="run")
+        elif enabled:
+            print(f"sweep: {len(todo)} of {total} runs to train ({total - len(todo)} stored), {jobs} at a time",
+                  flush=True)
+
+    def start(self, running: list[Config]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(" | ".join(describe(c) for c in running)[:120])
+
+    def finish(self, cfg: Config, out: dict) -> None:
+        self.done += 1
+        self.cost_done += relative_cost(cfg)
+        self.cost_left -= relative_cost(cfg)
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / self.cost_done * max(self.cost_left, 0.0)
+        if self.bar is not None:
+            self.bar.update()
+            self.bar.set_description(f"sweep, ~{_clock(left)} left")
+        elif self.enabled:
+            print(f"[{self.done}/{self.total}] {describe(cfg)}: PCKh@0.5 {out['pckh']:.1f} in {out['wall_s']:.0f} s; "
+                  f"elapsed {_clock(elapsed)}, ~{_clock(left)} left", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True, fresh: bool = False) -> list:
+    """Run every config not stored yet (load_or_train; with `fresh` every config, and the pretrained
+    starts, again), `jobs` processes at a time, longest first; all records."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from tqdm.auto import tqdm
 
     from . import results
     from .data import build_data
-    from .train import _pretrain_key, pretrained_state
-    todo = sorted((c for c in configs if not results.run_path(c).is_file()), key=relative_cost, reverse=True)
+    from .start import pretrain_key, pretrained_state
+    todo = sorted((c for c in configs if fresh or not results.run_path(c).is_file()), key=relative_cost, reverse=True)
     # shared inputs first, once, in this process: the data caches and each pretrained start
-    if todo:
-        build_data(todo[0])
-    starts = {_pretrain_key(c): c for c in todo if c.strategy != "scratch" and not c.pretrained_path}
+    for c in {(c.n_private, c.n_public, c.n_val, c.input_h, c.input_w): c for c in todo}.values():
+        build_data(c)
+    starts = {pretrain_key(c): c for c in todo if c.strategy != "scratch" and not c.pretrained_path}
     for c in starts.values():
-        pretrained_state(c, progress=progress)
-    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=f"sweep ({jobs} jobs)", unit="run",
-               disable=not progress)
+        pretrained_state(c, progress=progress, fresh=fresh)
+    report = SweepProgress(todo, len(configs), jobs=jobs, enabled=progress)
     if jobs <= 1:
         for c in todo:
-            _run_one(c.to_dict(), max(1, os.cpu_count() or 1))
-            bar.update()
+            report.start([c])
+            report.finish(c, _run_one(c.to_dict(), max(1, os.cpu_count() or 1), fresh))
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_run_one, c.to_dict(), threads) for c in todo]
+            futures = {pool.submit(_run_one, c.to_dict(), threads, fresh): c for c in todo}
+            report.start(todo[:jobs])
             for f in as_completed(futures):
-                f.result()
-                bar.update()
-    bar.close()
+                report.finish(futures[f], f.result())
+    report.close()
     return [results.load(results.run_path(c)) for c in configs]
 
 
@@ -140,8 +208,8 @@ def write_summary(runs: list, path) -> Path:
     return path
 
 
-def sweep(preset: str, *, jobs: int = 1, progress: bool = True, **overrides) -> Path:
+def sweep(preset: str, *, jobs: int = 1, progress: bool = True, fresh: bool = False, **overrides) -> Path:
     """The preset's whole grid, then results/<preset>/summary.csv; returns its path."""
     configs = grid_configs(preset, **overrides)
-    runs = run_sweep(configs, jobs=jobs, progress=progress)
+    runs = run_sweep(configs, jobs=jobs, progress=progress, fresh=fresh)
     return write_summary(runs, Path(configs[0].results_dir) / preset / "summary.csv")

@@ -426,7 +426,12 @@ def render_split(split: str, n: int, *, height: int, width: int, seed: int = 0, 
 
 
 def _progress(it, on: bool, split: str, total: int | None = None):
+    """A bar on a terminal; elsewhere (a log file) one line, so that logs stay readable."""
+    import sys
     if not on:
+        return it
+    if not sys.stderr.isatty():
+        print(f"rendering SynthPose {split} ({total or len(it)} chunks of {CHUNK} crops)", flush=True)
         return it
     from tqdm.auto import tqdm
     return tqdm(it, total=total, desc=f"SynthPose {split}", unit="chunk", leave=False)

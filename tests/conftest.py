@@ -17,8 +17,8 @@ def cache_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def smoke_cfg(cache_dir):
-    return make_config("smoke", cache_dir=cache_dir)
+def smoke_cfg(cache_dir, tmp_path_factory):
+    return make_config("smoke", cache_dir=cache_dir, results_dir=str(tmp_path_factory.mktemp("results")))
 
 
 @pytest.fixture(scope="session")

@@ -81,19 +81,6 @@ def test_a_pose_checkpoint_of_another_joint_count_leaves_the_joint_layer_fresh()
     assert torch.equal(ours.head.mlp_x.weight, src.head.mlp_x.weight)
 
 
-def test_build_model_starts_the_joint_layer_afresh_per_seed(smoke_cfg, monkeypatch):
-    from dphpe_core import model as model_mod
-    from dphpe_core import train as train_mod
-    start = PoseModel("smoke", (64, 48), 2.0).state_dict()
-    monkeypatch.setattr(train_mod, "pretrained_state", lambda cfg, **k: start)
-    kept = model_mod.build_model(smoke_cfg.replace(new_joint_layer=False))
-    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), start.values()))
-    a, a2, b = (model_mod.build_model(smoke_cfg.replace(seed=s)) for s in (0, 0, 1))
-    assert not torch.equal(a.head.conv.weight, start["head.conv.weight"])
-    assert torch.equal(a.head.conv.weight, a2.head.conv.weight) and not torch.equal(a.head.conv.weight, b.head.conv.weight)
-    assert torch.equal(a.head.mlp_x.weight, start["head.mlp_x.weight"])     # only the per-joint layer
-
-
 def test_frozen_conv_and_affine_run_as_one_convolution_with_the_same_output():
     from dphpe_core.model import ConvNorm
     torch.manual_seed(0)

@@ -45,3 +45,43 @@ def test_public_api_names():
     import dphpe_core
     for name in ("make_config", "build_data", "evaluate_mpii", "Config", "DataBundle", "PRESETS"):
         assert name in dphpe_core.__all__ and hasattr(dphpe_core, name)
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """dphpe_core module -> the dphpe_core modules it imports anywhere in its text (top level or inside
+    a function: a lazy import is still a dependency)."""
+    import ast
+    pkg = REPO / "dphpe_core"
+    names = {p.stem for p in pkg.glob("*.py")}
+    graph = {}
+    for path in pkg.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps |= {a.name for a in node.names if a.name in names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dphpe_core."):
+                deps.add(node.module.split(".")[1])
+        graph[path.stem] = deps - {path.stem}
+    return graph
+
+
+def test_the_package_has_no_import_circle():
+    graph = _package_imports()
+    state: dict[str, int] = {}
+
+    def visit(node, trail):
+        if state.get(node) == 1:
+            raise AssertionError("import circle: " + " -> ".join(trail[trail.index(node):] + [node]))
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            visit(dep, trail + [node])
+        state[node] = 2
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert not graph["model"] & {"data", "train", "loop", "start"}, "model.py imports neither data nor training"

@@ -1,23 +1,40 @@
 import pytest
 
+from dphpe_core import make_config
+
 from dphpe_core import results
 from dphpe_core.sweep import GRIDS, grid_configs, run_sweep, write_summary
 
 
-def test_the_embedded_grid_covers_every_cell_of_the_papers_grid():
+def test_the_embedded_grid_covers_every_cell_of_the_papers_grid_with_its_seeds():
     configs = grid_configs("embedded")
-    cells = {(c.strategy, c.method, c.clip_norm, c.epsilon) for c in configs
-             if c.method != "nonprivate" and (c.method != "fdp" or c.fdp_public == "independent")}
+    n = make_config("embedded").n_private
+    main = [c for c in configs if c.method != "nonprivate" and c.n_private == n
+            and (c.method != "fdp" or c.fdp_public == "independent")]
+    cells = {(c.strategy, c.method, c.clip_norm, c.epsilon) for c in main}
     assert cells == {(s, m, c, e) for s in ("finetune", "full") for m in ("dpsgd", "pdp", "fdp", "hybrid")
                      for c in (0.01, 0.1, 1.0) for e in (0.2, 0.4, 0.6, 0.8)}
-    g = GRIDS["embedded"]
-    ci = [c for c in configs if c.strategy == g.ci_strategy and c.clip_norm == g.ci_clip_norm
-          and c.method == "hybrid"]
-    assert {c.seed for c in ci} == {0, 1, 2}                     # three seeds where the book draws intervals
+    seeds = {}
+    for c in main:
+        seeds.setdefault((c.strategy, c.method, c.clip_norm, c.epsilon), set()).add(c.seed)
+    for (strategy, _, _, eps), s in seeds.items():        # the rule: 3 seeds for every finetuning
+        want = 3 if strategy == "finetune" or eps == 0.8 else 1   # cell, 1 (3 at epsilon 0.8) for full
+        assert len(s) == want, (strategy, eps, s)
     assert {(c.blurred_only, c.strategy) for c in configs if c.method == "nonprivate"} == \
         {(b, s) for b in (False, True) for s in ("finetune", "full", "scratch")}
     assert {c.fdp_public for c in configs if c.method == "fdp"} == {"independent", "same-batch", "public-set"}
     assert len({c.hash() for c in configs}) == len(configs)
+
+
+def test_the_regime_runs_repeat_the_headline_cell_at_smaller_n():
+    configs = grid_configs("embedded")
+    g = GRIDS["embedded"]
+    for n in g.regime_n:
+        at_n = [c for c in configs if c.n_private == n]
+        assert {c.method for c in at_n} == {"nonprivate", "dpsgd", "pdp", "fdp", "hybrid"}
+        private = [c for c in at_n if c.method != "nonprivate"]
+        assert {(c.strategy, c.epsilon) for c in private} == {("finetune", 0.8)}
+        assert {c.clip_norm for c in private} == set(g.clip_norms) and {c.seed for c in at_n} == {0, 1, 2}
 
 
 def test_unknown_preset_has_no_grid():
@@ -43,7 +60,8 @@ def test_the_sweep_starts_the_longest_runs_first(smoke_cfg, tmp_path, monkeypatc
     from dphpe_core import sweep as sweep_mod
     from dphpe_core.config import Config
     started = []
-    monkeypatch.setattr(sweep_mod, "_run_one", lambda cfg_dict, threads: started.append(Config.from_dict(cfg_dict)))
+    monkeypatch.setattr(sweep_mod, "_run_one",
+                        lambda cfg_dict, threads, fresh: started.append(Config.from_dict(cfg_dict)) or {})
     configs = [smoke_cfg.replace(results_dir=str(tmp_path), method=m, strategy=s)
                for s in ("finetune", "full") for m in ("nonprivate", "dpsgd", "hybrid")]
     with pytest.raises(FileNotFoundError):          # the fake runs write no record

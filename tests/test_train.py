@@ -3,8 +3,7 @@ import torch
 
 from dphpe_core import results
 from dphpe_core import train as train_mod
-from dphpe_core.model import PoseModel
-from dphpe_core.train import evaluate, fit, load_or_train, pretrained_state
+from dphpe_core.train import load_or_train
 
 
 @pytest.fixture(scope="module")
@@ -38,41 +37,6 @@ def test_same_config_same_record(smoke_run):
     assert again.pckh == r.pckh and again.curves == r.curves
 
 
-def test_pretrained_start_is_cached(smoke_cfg, monkeypatch):
-    a = pretrained_state(smoke_cfg, progress=False)
-    monkeypatch.setattr(train_mod, "fit", lambda *a, **k: pytest.fail("pretrained twice"))
-    b = pretrained_state(smoke_cfg.replace(seed=7, epsilon=0.3), progress=False)  # seed and epsilon do not matter
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_fit_learns_a_small_set(smoke_cfg, smoke_bundle):
-    from torch.utils.data import Subset
-    cfg = smoke_cfg.replace(epochs=60, lr=3e-3, lr_decay_epoch=60, augment=False)
-    subset = Subset(smoke_bundle.val, range(16))
-    torch.manual_seed(0)
-    m = PoseModel("smoke", (cfg.input_h, cfg.input_w), cfg.simcc_split)
-    curves, mech = fit(m, cfg, subset, val_set=None, device="cpu", desc="", progress=False)
-    assert mech.privacy == {} and not mech.poisson
-    assert curves["loss"][-1] < 0.6 * curves["loss"][0]
-
-
-def test_evaluate_scores_a_perfect_predictor(smoke_bundle, monkeypatch):
-    from torch.utils.data import Subset
-    ds = Subset(smoke_bundle.val, range(8))
-    truth = torch.stack([ds[i]["joints"] for i in range(8)])
-    calls = iter([truth])
-    monkeypatch.setattr(train_mod, "predict", lambda model, images, flip_test: next(calls))
-    pckh, pckh01, preds = evaluate(torch.nn.Identity(), ds, device="cpu")
-    assert pckh["Mean"] == 100.0 and pckh01["Mean"] == 100.0 and preds.shape == (8, 16, 2)
-
-
-def test_cuda_request_without_cuda_is_refused(smoke_cfg):
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present")
-    with pytest.raises(ValueError, match="no CUDA device"):
-        train_mod.resolve_device(smoke_cfg.replace(device="cuda"))
-
-
 @pytest.fixture(scope="module")
 def dpsgd_run(smoke_cfg, tmp_path_factory):
     cfg = smoke_cfg.replace(results_dir=str(tmp_path_factory.mktemp("results")), method="dpsgd", epsilon=2.0,
@@ -99,3 +63,39 @@ def test_delta_at_or_above_one_over_n_is_refused(smoke_cfg):
     with pytest.raises(ValueError, match=r"delta=0.02: expected a number in \(0, 1/N_private\)"):
         privacy_budget(smoke_cfg.replace(method="dpsgd", delta=0.02), METHOD_PARTS["dpsgd"], n_private=96,
                        steps_per_epoch=6)
+
+
+def test_record_says_where_it_comes_from(smoke_run):
+    _, r = smoke_run
+    prov = r.provenance
+    assert prov["training_version"] == results.TRAINING_VERSION == r.training_version
+    assert prov["torch"] == torch.__version__ and prov["threads"] == torch.get_num_threads()
+    assert prov["device"] == "cpu" and prov["gpu"] is None and prov["cpu"]
+    from conftest import REPO
+    if (REPO / ".git").exists():          # a checkout: the commit is the code's, and cleanliness is known
+        assert len(prov["commit"]) == 40 and isinstance(prov["clean"], bool)
+
+
+def test_a_record_of_another_training_version_is_refused_loudly(smoke_run, tmp_path, monkeypatch):
+    import dataclasses
+    cfg, r = smoke_run
+    stale = dataclasses.replace(r, training_version=r.training_version - 1)
+    path = results.save(stale, tmp_path / "stale.json")
+    with pytest.raises(results.StaleRecord, match=rf"training code version {r.training_version - 1}, this code is version "
+                       rf"{results.TRAINING_VERSION}.*make book FRESH=1"):
+        results.load(path)
+    cfg2 = cfg.replace(results_dir=str(tmp_path))
+    results.save(stale, results.run_path(cfg2))
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("a stale record was silently retrained"))
+    with pytest.raises(results.StaleRecord):
+        load_or_train(cfg2)
+
+
+def test_fresh_retrains_and_overwrites(smoke_run, tmp_path):
+    import dataclasses
+    cfg, r = smoke_run
+    cfg2 = cfg.replace(results_dir=str(tmp_path))
+    results.save(dataclasses.replace(r, wall_s=-1.0), results.run_path(cfg2))
+    again = load_or_train(cfg2, progress=False, fresh=True)
+    assert again.wall_s > 0 and results.load(results.run_path(cfg2)).wall_s == again.wall_s
+    assert again.pckh == r.pckh

@@ -1,0 +1,165 @@
+"""The paper's four findings checked against our records, under one rule: seeds decide.
+
+    python -c "from dphpe_core import findings, results; print(findings.check(results.read_summary('results/embedded/summary.csv')))"
+
+Each finding compares two groups of runs cell by cell (a cell: strategy x C x epsilon, or what the
+finding fixes). A difference counts only when its 95% interval (Welch's t over the seeds of both
+groups) excludes zero; a cell with a single seed on either side cannot say, and is counted apart.
+A finding is "supported" when the claimed direction holds beyond seed noise in at least three
+quarters of the cells that can say, "contradicted" when the opposite direction holds beyond seed
+noise in more cells than the claimed one, and "inconclusive" otherwise. The generated sentences
+never call a difference inside seed noise a win.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .results import main_grid
+
+SUPPORT_SHARE = 0.75
+
+
+def difference(a, b) -> tuple[float, float]:
+    """Mean of `a` minus mean of `b` and the half-width of its 95% interval (Welch); nan when either
+    group has fewer than two values.
+
+    >>> d, h = difference([50.0, 52.0, 54.0], [40.0, 41.0, 42.0])
+    >>> round(d, 2), round(h, 2)
+    (11.0, 4.16)
+    """
+    from scipy.stats import t
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    d = sum(a) / len(a) - sum(b) / len(b)
+    if min(len(a), len(b)) < 2:
+        return d, math.nan
+    va, vb = _var(a) / len(a), _var(b) / len(b)
+    se2 = va + vb
+    if se2 == 0:
+        return d, 0.0
+    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return d, float(t.ppf(0.975, df) * se2 ** 0.5)
+
+
+def _var(x: list[float]) -> float:
+    m = sum(x) / len(x)
+    return sum((v - m) ** 2 for v in x) / (len(x) - 1)
+
+
+def verdict(d: float, half: float) -> str:
+    """'higher', 'lower', 'within seed noise' or 'one seed' for a difference and its half-width."""
+    if math.isnan(half):
+        return "one seed"
+    if d - half > 0:
+        return "higher"
+    if d + half < 0:
+        return "lower"
+    return "within seed noise"
+
+
+def tally(pairs) -> dict:
+    """Counts of verdicts over (a values, b values) pairs, for the claim 'a above b'."""
+    out = {"higher": 0, "lower": 0, "within seed noise": 0, "one seed": 0}
+    for a, b in pairs:
+        out[verdict(*difference(a, b))] += 1
+    return out
+
+
+def _state(number: int, claim: str, counts: dict, unit: str, ahead: str, behind: str) -> dict:
+    testable = counts["higher"] + counts["lower"] + counts["within seed noise"]
+    if testable == 0:
+        word = "untested"
+    elif counts["higher"] >= SUPPORT_SHARE * testable:
+        word = "supported"
+    elif counts["lower"] > counts["higher"]:
+        word = "contradicted"
+    else:
+        word = "inconclusive"
+    text = (f"Finding {number} ({word}): {claim[:1].lower() + claim[1:]}? Of {testable} {unit} with seeds on both "
+            f"sides, {ahead} beyond seed noise in {counts['higher']}, {behind} beyond seed noise in "
+            f"{counts['lower']}, and the difference lies within seed noise (95% interval) in "
+            f"{counts['within seed noise']}")
+    text += f"; {counts['one seed']} more have a single seed and cannot say." if counts["one seed"] else "."
+    return {"number": number, "claim": claim, "verdict": word, "supported": word == "supported",
+            "cells": testable, **{k.replace(" ", "_"): v for k, v in counts.items()}, "text": text}
+
+
+def _groups(df, by: list[str], split: str):
+    """{cell: {value of `split`: list of pckh_mean}} over the groups of `by` + [split]."""
+    out: dict = {}
+    for key, g in df.groupby(by + [split], dropna=False):
+        *cell, value = key
+        out.setdefault(tuple(cell), {})[value] = g.pckh_mean.tolist()
+    return out
+
+
+def check(df) -> list[dict]:
+    """The paper's four findings against the main grid of `df` (summary.csv), each with its verdict,
+    the counts behind it and a sentence."""
+    grid = main_grid(df)
+    out = []
+    cells = _groups(grid, ["strategy", "clip_norm", "epsilon"], "method")
+    pairs = []
+    for by in cells.values():
+        if "hybrid" in by and len(by) > 1:
+            best = max((m for m in by if m != "hybrid"), key=lambda m: sum(by[m]) / len(by[m]))
+            pairs.append((by["hybrid"], by[best]))
+    out.append(_state(1, "The hybrid beats every other private method in nearly every cell", tally(pairs),
+                      "cells (strategy x C x epsilon)", "the hybrid is ahead of the best other method",
+                      "it is behind"))
+    by_c = _groups(grid, ["strategy", "method", "epsilon"], "clip_norm")
+    cs = sorted(grid.clip_norm.dropna().unique())
+    claim2 = "Smaller clipping norms are better in this regime"
+    if len(cs) < 2:
+        out.append(_state(2, claim2, tally([]), "cells", "", ""))
+    else:
+        lo, hi = cs[0], cs[-1]
+        out.append(_state(2, claim2, tally((v[lo], v[hi]) for v in by_c.values() if lo in v and hi in v),
+                          "(strategy, method, epsilon) cells", f"C = {lo:g} is ahead of C = {hi:g}", "it is behind"))
+    by_s = _groups(grid, ["method", "clip_norm", "epsilon"], "strategy")
+    out.append(_state(3, "Under DP, freezing most of a pretrained backbone beats full finetuning",
+                      tally((v["finetune"], v["full"]) for v in by_s.values() if {"finetune", "full"} <= set(v)),
+                      "(method, C, epsilon) cells", "finetuning is ahead of full finetuning", "it is behind"))
+    out.append(_finding_4(grid))
+    return out
+
+
+def _finding_4(grid) -> dict:
+    """Projection's gain over DP-SGD is larger at the smallest epsilon than at the largest (per strategy
+    and C), and feature DP's gain is larger at the largest C than at the smallest (per strategy and
+    epsilon): each a difference of two gains, with an interval from the four groups' seeds."""
+    claim = "Projection helps most at small epsilon; feature DP helps most at large C"
+    cell = _groups(grid, ["strategy", "clip_norm", "epsilon"], "method")
+    eps = sorted(grid.epsilon.dropna().unique())
+    cs = sorted(grid.clip_norm.dropna().unique())
+    counts = {"higher": 0, "lower": 0, "within seed noise": 0, "one seed": 0}
+    if len(eps) < 2 or len(cs) < 2:
+        return _state(4, claim, counts, "comparisons", "", "")
+    comparisons = []
+    for s in grid.strategy.unique():
+        for c in cs:
+            lo, hi = cell.get((s, c, eps[0]), {}), cell.get((s, c, eps[-1]), {})
+            if {"pdp", "dpsgd"} <= set(lo) and {"pdp", "dpsgd"} <= set(hi):
+                comparisons.append((lo["pdp"], lo["dpsgd"], hi["pdp"], hi["dpsgd"]))
+        for e in eps:
+            big, small = cell.get((s, cs[-1], e), {}), cell.get((s, cs[0], e), {})
+            if {"fdp", "dpsgd"} <= set(big) and {"fdp", "dpsgd"} <= set(small):
+                comparisons.append((big["fdp"], big["dpsgd"], small["fdp"], small["dpsgd"]))
+    for groups in comparisons:
+        counts[verdict(*gain_difference(*groups))] += 1
+    return _state(4, claim, counts, "comparisons (PDP-SGD's gain at the smallest against the largest epsilon; "
+                  "FDP's at the largest against the smallest C)", "the claimed gain is larger", "it is smaller")
+
+
+def gain_difference(a1, b1, a2, b2) -> tuple[float, float]:
+    """(mean a1 - mean b1) - (mean a2 - mean b2) and the half-width of its 95% interval (normal
+    variances added, t with the smallest group's degrees of freedom: conservative); nan with one seed."""
+    from scipy.stats import t
+    groups = [[float(x) for x in g] for g in (a1, b1, a2, b2)]
+    means = [sum(g) / len(g) for g in groups]
+    d = (means[0] - means[1]) - (means[2] - means[3])
+    n = min(len(g) for g in groups)
+    if n < 2:
+        return d, math.nan
+    se = sum(_var(g) / len(g) for g in groups) ** 0.5
+    return d, float(t.ppf(0.975, n - 1) * se)

@@ -1,0 +1,145 @@
+"""The training loop every method and the public pretraining share: `fit` and `evaluate`.
+
+    python -c "from dphpe_core.loop import fit, evaluate; help(fit)"
+
+`fit(model, cfg, train_set, ...)` trains a model in place for cfg.epochs; `make_optimizer(cfg, ...)`
+(mechanisms.py) decides how each step is privatised, and its `prepare` hook computes what a step
+needs from public data (the subspace, the blurred public gradient) before the private pass.
+`evaluate` measures PCKh@0.5 and @0.1 on a split, with the flip test. The loop knows nothing of
+run records (train.py) or of where a model's start comes from (start.py).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+import numpy as np
+import torch
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from torch.utils.data import DataLoader, Dataset
+
+from .config import Config
+from .data import Batched, collate
+from .mechanisms import Mechanism, make_optimizer, noise_only_step, per_sample_loss, physical_batches
+from .model import PoseModel, predict
+from .pckh import pckh_per_joint, summarize
+
+
+def resolve_device(cfg: Config) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def _loader(ds: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(Batched(ds), batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=workers,
+                      persistent_workers=workers > 0, collate_fn=collate)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(model: PoseModel, ds: Dataset, *, device, flip_test: bool = True, batch_size: int = 128,
+             workers: int = 0, view=None) -> tuple[dict, dict, np.ndarray]:
+    """PCKh@0.5 and @0.1 per group on `ds` (crop pixels, head sizes scaled with the crop), and predictions.
+
+    `view` (e.g. the blur psi) is applied to each batch of images first."""
+    was_training = model.training
+    model.eval()
+    preds, gts, labs, heads = [], [], [], []
+    for batch in _loader(ds, batch_size, shuffle=False, seed=0, workers=workers):
+        images = batch["image"].to(device)
+        preds.append(predict(model, view(images) if view else images, flip_test=flip_test).cpu())
+        gts.append(batch["joints"])
+        labs.append(batch["joints_vis"] > 0)
+        heads.append(batch["head_size"])
+    model.train(was_training)
+    p, g, lab, h = (torch.cat(x).double().numpy() for x in (preds, gts, labs, heads))
+    return (summarize(*pckh_per_joint(p, g, lab, h, 0.5)), summarize(*pckh_per_joint(p, g, lab, h, 0.1)), p)
+
+
+def image_view(cfg: Config):
+    """What the model sees: the crop itself, or with cfg.blurred_only its blurred view psi(x)."""
+    if not cfg.blurred_only:
+        return None
+    from .transforms import blur
+    return lambda images: blur(images, kernel=cfg.blur_kernel, sigma=cfg.blur_sigma)
+
+
+def _poisson_loader(ds: Dataset, sample_rate: float, steps: int, *, seed: int, workers: int) -> DataLoader:
+    sampler = UniformWithReplacementSampler(num_samples=len(ds), sample_rate=sample_rate,
+                                            generator=torch.Generator().manual_seed(seed), steps=steps)
+    return DataLoader(Batched(ds), batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+                      persistent_workers=workers > 0)
+
+
+def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset | None, device,
+        desc: str, progress: bool = True, public_set: Dataset | None = None) -> tuple[dict, Mechanism]:
+    """Train `model` in place for cfg.epochs with cfg.method's step; per-epoch curves and the mechanism.
+
+    `public_set` (disjoint from train_set) feeds the methods that use public data. A logical batch
+    larger than cfg.max_physical_batch_size is split: each physical batch is clipped and summed,
+    and the noise is added once, at the last (Opacus' skip-step protocol).
+    """
+    from tqdm.auto import tqdm
+    torch.manual_seed(cfg.seed)   # augmentation and noise draw from here: the same config gives the same run
+    steps_per_epoch = max(1, round(len(train_set) / cfg.expected_batch_size))
+    mech = make_optimizer(cfg, model, private_set=train_set, public_set=public_set, steps_per_epoch=steps_per_epoch,
+                          device=device)
+    sched = torch.optim.lr_scheduler.MultiStepLR(mech.optimizer, [cfg.lr_decay_epoch], gamma=cfg.lr_decay)
+    if mech.poisson:
+        loader = _poisson_loader(train_set, mech.privacy["sample_rate"], steps_per_epoch, seed=cfg.seed,
+                                 workers=cfg.num_workers)
+    else:
+        loader = _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)
+    view = image_view(cfg)
+    curves = {"epoch": [], "loss": [], "val_pckh": [], "lr": []}
+    # on a terminal a bar; elsewhere (a log file) one line per epoch
+    lines = progress and not sys.stderr.isatty()
+    bar = tqdm(total=cfg.epochs * len(loader), desc=desc, unit="step", disable=not progress or lines, leave=False)
+    t0 = time.perf_counter()
+    model.train()
+    for epoch in range(cfg.epochs):
+        total, count = 0.0, 0
+        for batch in loader:
+            mech.optimizer.zero_grad(set_to_none=True)
+            batch = None if batch is None else _to(batch, device)
+            if view is not None and batch is not None:
+                batch["image"] = view(batch["image"])
+            if mech.prepare is not None:
+                mech.prepare(batch)
+            if batch is None:
+                noise_only_step(mech)
+                bar.update()
+                continue
+            for chunk, last in physical_batches(mech, batch, cfg.max_physical_batch_size):
+                losses = per_sample_loss(mech.model, chunk)
+                (losses.sum() if mech.sum_loss else losses.mean()).backward()
+                mech.optimizer.step()
+                if not last:
+                    mech.optimizer.zero_grad(set_to_none=True)   # after a skipped step: per-sample buffers only
+                total, count = total + losses.detach().sum().item(), count + len(losses)
+            bar.update()
+        curves["epoch"].append(epoch + 1)
+        # a private run's training loss is a noise-free function of private crops: never logged
+        curves["loss"].append(None if mech.privacy else total / max(count, 1))
+        curves["lr"].append(mech.optimizer.param_groups[0]["lr"])
+        sched.step()
+        if val_set is not None:
+            curves["val_pckh"].append(evaluate(model, val_set, device=device, flip_test=False, view=view)[0]["Mean"])
+            bar.set_postfix(val=f"{curves['val_pckh'][-1]:.1f}")
+        if lines:
+            elapsed = time.perf_counter() - t0
+            val = f", val PCKh@0.5 {curves['val_pckh'][-1]:.1f}" if val_set is not None else ""
+            print(f"{desc}: epoch {epoch + 1}/{cfg.epochs}{val}; {elapsed:.0f} s elapsed, "
+                  f"~{elapsed / (epoch + 1) * (cfg.epochs - epoch - 1):.0f} s left", flush=True)
+    bar.close()
+    mech.optimizer.zero_grad(set_to_none=True)
+    if mech.model is not model:
+        mech.model.remove_hooks()
+    return curves, mech

@@ -1,0 +1,130 @@
+"""Where a run starts: `build_model(cfg)` and the pretrained start it loads.
+
+    dphpe pretrain --preset embedded
+
+The paper finetunes from a COCO-pretrained pose checkpoint. A run here starts from a checkpoint
+file (`cfg.pretrained_path`: timm's TinyViT or a pose model), or from this project's stand-in for
+it: the same model trained without privacy on the public split (SynthPose's public domain, or
+COCO), once per setting. That start is a result of the code like a run record: it is stored under
+results/<preset>/starts/<key>.pt beside a JSON file with its provenance, and the embedded study's
+start is committed with the study's records.
+
+The per-joint layer (`head.conv`, one output row per joint) is the one part of a COCO start that
+does not fit MPII: COCO has 12 of MPII's 16 joints (ankles, knees, hips, wrists, elbows, shoulders)
+and lacks pelvis, thorax, upper neck and head top. `cfg.joint_layer` says what carries over:
+"coco" keeps the rows of the 12 shared joints and begins the other 4 afresh (what a real COCO
+checkpoint gives), "fresh" begins the whole layer afresh, "kept" keeps all 16 rows of a start
+trained on MPII's joints. Fresh rows are drawn from cfg.seed, the same whether or not the start
+was cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .coco import COCO_TO_MPII
+from .config import Config
+from .data import PoseDataset, public_dataset
+from .loop import fit, resolve_device
+from .model import PoseModel, calibrate_affines, convert_checkpoint, load_checkpoint, public_images, set_strategy
+
+PRETRAIN_VERSION = 3
+# the fields a start depends on: a run's other fields (method, epsilon, seed, ...) share one start
+PRETRAIN_FIELDS = ("model_size", "input_h", "input_w", "simcc_split", "simcc_sigma_256", "public_dataset",
+                   "n_public", "data_seed", "augment", "rotation_deg", "scale_jitter", "pretrain_epochs",
+                   "pretrain_lr", "pretrain_batch_size", "weight_decay")
+
+
+def pretrain_key(cfg: Config) -> str:
+    """12 hex digits naming the start of `cfg` (its PRETRAIN_FIELDS and PRETRAIN_VERSION)."""
+    blob = json.dumps({f: getattr(cfg, f) for f in PRETRAIN_FIELDS} | {"v": PRETRAIN_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def start_path(cfg: Config) -> Path:
+    return Path(cfg.results_dir) / cfg.preset / "starts" / f"{pretrain_key(cfg)}.pt"
+
+
+def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True) -> dict:
+    """Non-private training from scratch on `public` (seed 0, pretrain_epochs at pretrain_lr and
+    pretrain_batch_size, lr x0.1 for the last fifth): the weights, on the CPU."""
+    pre = cfg.replace(method="nonprivate", strategy="scratch", seed=0, epochs=cfg.pretrain_epochs, blurred_only=False,
+                      lr=cfg.pretrain_lr, expected_batch_size=cfg.pretrain_batch_size,
+                      lr_decay_epoch=max(1, int(cfg.pretrain_epochs * 0.8)))
+    device = resolve_device(cfg)
+    torch.manual_seed(0)
+    model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
+    model = calibrate_affines(model, public_images(public)).to(device)
+    fit(model, pre, public, val_set=None, device=device, desc="pretraining on the public split", progress=progress)
+    return {k: v.cpu() for k, v in model.state_dict().items()}
+
+
+def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False) -> dict:
+    """The public pretraining's weights for `cfg`: read from start_path(cfg), else trained (`pretrain`
+    on the whole public split) and stored there with its provenance. `fresh` trains it again even
+    when it is stored. No private or val crop is read."""
+    from . import results
+    path = start_path(cfg)
+    if path.is_file() and not fresh:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    t0 = time.perf_counter()
+    public = public_dataset(cfg)
+    state = pretrain(cfg, public, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    info = {"key": pretrain_key(cfg), "pretrain_version": PRETRAIN_VERSION, "wall_s": time.perf_counter() - t0,
+            "fields": {f: getattr(cfg, f) for f in PRETRAIN_FIELDS}, "n_public": len(public),
+            "provenance": results.provenance(resolve_device(cfg))}
+    path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    return state
+
+
+def _start_rows(state: dict, cfg: Config, model: PoseModel) -> dict[int, int]:
+    """Which rows of the start's per-joint layer carry over: {model row: start row}."""
+    rows = state.get("head.conv.weight")
+    if cfg.joint_layer == "fresh" or rows is None:
+        return {}
+    joints = model.head.conv.weight.shape[0]
+    if rows.shape[0] == joints:          # a start trained on MPII's joints
+        return {j: j for j in (range(joints) if cfg.joint_layer == "kept" else COCO_TO_MPII)}
+    if rows.shape[0] == 17 and cfg.joint_layer == "coco":    # a COCO pose checkpoint: its keypoint order
+        return dict(COCO_TO_MPII)
+    raise ValueError(f"joint_layer={cfg.joint_layer!r} cannot use a start whose per-joint layer has "
+                     f"{rows.shape[0]} rows; expected {joints} (MPII's joints) or 17 (COCO's, with 'coco'), "
+                     f"or joint_layer='fresh'")
+
+
+def build_model(cfg: Config, *, start: dict | None = None) -> PoseModel:
+    """The model for `cfg` with the strategy's trainable parameters set: for `scratch` a random
+    initialisation calibrated on public images (`calibrate_affines`), else the start (`start` if given,
+    cfg.pretrained_path, or the public pretraining) with its per-joint layer carried over as
+    cfg.joint_layer says."""
+    torch.manual_seed(cfg.seed)
+    model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
+    if cfg.strategy == "scratch":
+        calibrate_affines(model, public_images(public_dataset(cfg)))
+        return set_strategy(model, cfg.strategy)
+    if start is not None:
+        state = start
+        load_checkpoint(model, state, require_head=True)
+    elif cfg.pretrained_path:
+        state = convert_checkpoint(torch.load(cfg.pretrained_path, map_location="cpu", weights_only=True), model)
+        load_checkpoint(model, state)
+    else:
+        state = pretrained_state(cfg)
+        load_checkpoint(model, state, require_head=True)
+    rows = _start_rows(state, cfg, model)
+    conv = model.head.conv
+    with torch.random.fork_rng(), torch.no_grad():      # the same draw whether or not the start was cached
+        torch.manual_seed(cfg.seed)
+        conv.reset_parameters()
+        for mine, theirs in rows.items():
+            conv.weight[mine] = state["head.conv.weight"][theirs]
+            conv.bias[mine] = state["head.conv.bias"][theirs]
+    return set_strategy(model, cfg.strategy)

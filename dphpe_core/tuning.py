@@ -1,0 +1,107 @@
+"""Hyperparameters chosen on public data only: the public split stands in for the whole study.
+
+    dphpe tune --preset embedded
+
+Choosing a hyperparameter by its accuracy on private data spends privacy that no accountant
+counts. So whatever the private methods tune (the learning rate, PDP-SGD's subspace rank k, the
+weight lambda of the blurred public gradient in feature DP and the hybrid) is chosen here, on the
+public split alone. One seeded permutation cuts it into three disjoint stand-ins (TUNING_SPLIT):
+a private training set, a public set and a val set. A start is pretrained on the stand-in public
+set alone (so that stand-in val is unseen), then every candidate trains on the stand-in private set
+with its method, at the grid's middle clipping norm, seed 0, and is scored by PCKh@0.5 on stand-in
+val. The stand-in private set is smaller than the real one, so its epsilon is raised until N x epsilon,
+which sets the signal-to-noise of DP training, equals the real study's at the grid's largest epsilon. The stages run in order, each taking the choices before it: DP-SGD's
+learning rate (every method then uses it), PDP-SGD's k (the hybrid takes it), then lambda for
+feature DP and for the hybrid.
+
+The table and the choice are written to results/<preset>/tuning.json with their provenance. The
+preset's fields hold the chosen values as literals, and a test checks that they agree with the
+committed file. No private or val crop is read (a test runs it on a data set that raises if one is).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .config import Config, make_config
+from .data import PoseDataset, public_source
+from .sources import split_source
+from .loop import evaluate, fit, resolve_device
+from .start import build_model, pretrain
+from .sweep import GRIDS
+
+TUNING_SPLIT = {"private": 0.4, "public": 0.4, "val": 0.2}
+TUNING_SEED = 2024
+MPII_TRAIN_CROPS = 22246      # the paper's private set (PAPER.md): N is public under add/remove accounting
+# (method, field, candidates), in the order they are chosen; k as a share of subspace_m (the
+# public gradients behind the subspace: k <= m)
+STAGES = (("dpsgd", "lr", (1e-3, 3e-3, 1e-2)),
+          ("pdp", "subspace_k", (0.25, 0.5, 1.0)),
+          ("fdp", "public_weight_fdp", (0.3, 1.0, 3.0)),
+          ("hybrid", "public_weight_hybrid", (0.03, 0.1, 0.3, 1.0)))
+
+
+def candidates(cfg: Config, field: str, values: tuple) -> tuple:
+    """The values a stage tries under `cfg` (k: shares of subspace_m, rounded, at least 1)."""
+    if field == "subspace_k":
+        return tuple(max(1, round(cfg.subspace_m * v)) for v in values)
+    return values
+
+
+def tuning_path(cfg: Config) -> Path:
+    return Path(cfg.results_dir) / cfg.preset / "tuning.json"
+
+
+def stand_in_splits(cfg: Config) -> dict[str, PoseDataset]:
+    """The public split cut into stand-in private, public and val sets (disjoint, seeded)."""
+    source, _ = public_source(cfg)
+    parts = split_source(source, TUNING_SPLIT, seed=TUNING_SEED)
+    return {name: PoseDataset(src, cfg, train=name != "val", name=f"stand-in {name}") for name, src in parts.items()}
+
+
+def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides) -> dict:
+    """The tuning table and the chosen values for `preset` (stored in tuning_path; `fresh` reruns it)."""
+    from . import results
+    cfg = make_config(preset, **overrides)
+    path = tuning_path(cfg)
+    if path.is_file() and not fresh:
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    grid = GRIDS[preset]
+    device = resolve_device(cfg)
+    data = stand_in_splits(cfg)
+    n_real = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
+    epsilon = max(grid.epsilons) * n_real / len(data["private"])        # equal N x epsilon
+    clip = sorted(grid.clip_norms)[len(grid.clip_norms) // 2]
+    start = pretrain(cfg, data["public"], progress=progress)
+    steps = max(1, round(len(data["private"]) / cfg.expected_batch_size))
+    chosen: dict = {}
+    rows = []
+    for method, name, values in STAGES:
+        scores = {}
+        for value in candidates(cfg, name, values):
+            t = time.perf_counter()
+            c = cfg.replace(method=method, strategy="finetune", epsilon=epsilon, clip_norm=clip, seed=0,
+                            delta=0.0, **chosen, **{name: value})
+            model = build_model(c, start=start).to(device)
+            fit(model, c, data["private"], val_set=None, device=device, public_set=data["public"],
+                desc=f"tuning {method} {name}={value:g}", progress=progress)
+            scores[value] = evaluate(model, data["val"], device=device, flip_test=c.flip_test)[0]["Mean"]
+            rows.append({"method": method, "field": name, "value": value, "pckh_mean": scores[value],
+                         "wall_s": time.perf_counter() - t})
+            if progress:
+                print(f"tuning {method}: {name}={value:g} -> stand-in val PCKh@0.5 {scores[value]:.2f}", flush=True)
+        chosen[name] = max(scores, key=scores.get)
+    out = {"preset": preset, "epsilon": epsilon, "epsilon_real": max(grid.epsilons), "n_real": n_real, "clip_norm": clip, "steps_per_epoch": steps,
+           "split": {k: len(v) for k, v in data.items()}, "split_seed": TUNING_SEED, "rows": rows, "chosen": chosen,
+           "wall_s": time.perf_counter() - t0, "provenance": results.provenance(device)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def disagreements(cfg: Config, tuning: dict) -> dict:
+    """{field: (preset value, chosen value)} where the config does not hold the tuning's choice."""
+    return {k: (getattr(cfg, k), v) for k, v in tuning["chosen"].items() if getattr(cfg, k) != v}

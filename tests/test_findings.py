@@ -1,0 +1,64 @@
+"""The findings rule: a difference inside seed noise is never a win."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from dphpe_core.findings import check, difference, gain_difference, tally, verdict
+
+
+def test_difference_agrees_with_scipys_welch_interval():
+    from scipy import stats
+    a, b = [61.0, 63.5, 62.2, 60.9], [55.0, 58.1, 56.4]
+    d, half = difference(a, b)
+    res = stats.ttest_ind(a, b, equal_var=False)
+    lo, hi = res.confidence_interval(0.95)
+    assert d == pytest.approx((lo + hi) / 2) and half == pytest.approx((hi - lo) / 2)
+
+
+def test_verdicts():
+    assert verdict(*difference([50, 51, 52], [40, 41, 42])) == "higher"
+    assert verdict(*difference([40, 41, 42], [50, 51, 52])) == "lower"
+    assert verdict(*difference([50, 45, 55], [49, 51, 53])) == "within seed noise"
+    assert verdict(*difference([50], [40, 41, 42])) == "one seed" and math.isnan(difference([50], [40, 41])[1])
+    assert tally([([1, 2, 3], [1, 2, 3]), ([9, 10, 11], [1, 2, 3])]) == \
+        {"higher": 1, "lower": 0, "within seed noise": 1, "one seed": 0}
+
+
+def test_gain_difference_with_equal_gains_is_within_noise():
+    d, half = gain_difference([60, 62, 61], [50, 52, 51], [70, 72, 71], [60, 62, 61])
+    assert d == pytest.approx(0.0) and half > 0 and verdict(d, half) == "within seed noise"
+
+
+def _frame(hybrid_shift: float, noise: list[float]) -> pd.DataFrame:
+    rows = []
+    for s in ("finetune", "full"):
+        for c in (0.01, 1.0):
+            for e in (0.2, 0.8):
+                for m, base in (("dpsgd", 40), ("pdp", 45), ("fdp", 44), ("hybrid", 45 + hybrid_shift)):
+                    for seed, n in enumerate(noise):
+                        rows.append(dict(strategy=s, clip_norm=c, epsilon=e, method=m, seed=seed, fdp_public="independent",
+                                         n_private=1000, pckh_mean=base + n + (5 if s == "finetune" else 0)
+                                         + (3 if c == 0.01 else 0)))
+    return pd.DataFrame(rows)
+
+
+def test_a_hybrid_inside_seed_noise_is_not_called_a_winner():
+    f = check(_frame(0.5, [0.0, 2.0, -2.0]))
+    assert f[0]["verdict"] == "inconclusive" and f[0]["higher"] == 0 and f[0]["within_seed_noise"] == 8
+    assert "within seed noise (95% interval) in 8" in f[0]["text"]
+    assert f[1]["verdict"] == "inconclusive" and f[2]["verdict"] == "supported"   # 3 points < the interval < 5
+    assert f[3]["verdict"] in ("inconclusive", "contradicted")
+
+
+def test_a_clear_hybrid_win_is_supported_and_single_seeds_are_counted_apart():
+    f = check(_frame(4.0, [0.0, 0.5, -0.5]))
+    assert f[0]["verdict"] == "supported" and f[0]["higher"] == 8
+    one = check(_frame(4.0, [0.0]))
+    assert one[0]["verdict"] == "untested" and one[0]["one_seed"] == 8 and "single seed" in one[0]["text"]
+
+
+def test_a_reversed_difference_contradicts():
+    f = check(_frame(-6.0, [0.0, 0.5, -0.5]))
+    assert f[0]["verdict"] == "contradicted" and f[0]["lower"] == 8

@@ -1,0 +1,58 @@
+"""Hyperparameters are chosen on the public split alone, and the embedded preset holds the choice."""
+
+import json
+
+import pytest
+
+from dphpe_core import make_config
+from dphpe_core.sources import split_source
+from dphpe_core.tuning import STAGES, TUNING_SPLIT, candidates, disagreements, stand_in_splits, tune, tuning_path
+
+
+def test_stand_in_splits_are_disjoint_and_cover_the_public_split(smoke_cfg):
+    parts = stand_in_splits(smoke_cfg)
+    rows = [set(ds.source.indices.tolist()) for ds in parts.values()]
+    assert sum(map(len, rows)) == len(set().union(*rows)) == smoke_cfg.n_public
+    shares = list(TUNING_SPLIT.values())
+    assert [len(r) for r in rows[:-1]] == [round(smoke_cfg.n_public * f / sum(shares)) for f in shares[:-1]]
+    assert not parts["val"].train and parts["private"].train
+    first = parts["private"].source
+    assert first.sample(0).person_id == first.base.sample(int(first.indices[0])).person_id
+    batch = parts["private"].without_augmentation().batch([0, 1])
+    assert batch["person_id"].tolist() == [first.sample(i).person_id for i in (0, 1)]
+
+
+def test_split_source_refuses_an_empty_part(smoke_bundle):
+    with pytest.raises(ValueError, match="subset 'b' .* is empty"):
+        split_source(smoke_bundle.public.source, {"a": 1.0, "b": 0.0}, seed=0)
+
+
+def test_tuning_reads_no_private_or_val_crop_and_chooses_the_best_candidate(smoke_cfg, tmp_path, monkeypatch):
+    from dphpe_core import data as data_mod
+    real = data_mod._synthpose
+
+    def public_only(cfg, split, n):
+        if split != "public":
+            raise AssertionError(f"the tuning read the {split} split")
+        return real(cfg, split, n)
+    monkeypatch.setattr(data_mod, "_synthpose", public_only)
+    out = tune("smoke", progress=False, cache_dir=smoke_cfg.cache_dir, results_dir=str(tmp_path))
+    assert [(r["method"], r["field"], r["value"]) for r in out["rows"]] == \
+        [(m, f, v) for m, f, values in STAGES for v in candidates(smoke_cfg, f, values)]
+    assert candidates(smoke_cfg, "subspace_k", (0.25, 0.5, 1.0)) == (4, 8, 16)
+    for method, field, _ in STAGES:
+        rows = [r for r in out["rows"] if r["field"] == field]
+        assert out["chosen"][field] == max(rows, key=lambda r: r["pckh_mean"])["value"]
+    cfg = make_config("smoke", results_dir=str(tmp_path))
+    assert json.loads(tuning_path(cfg).read_text())["chosen"] == out["chosen"]
+    assert out["split"] == {"private": 26, "public": 26, "val": 12}
+
+
+def test_the_embedded_preset_holds_the_committed_tuning_choice():
+    from conftest import REPO
+    cfg = make_config("embedded", results_dir=str(REPO / "results"))
+    path = tuning_path(cfg)
+    assert path.is_file(), f"{path} is committed with the embedded study's records"
+    tuning = json.loads(path.read_text())
+    assert disagreements(cfg, tuning) == {}
+    assert set(tuning["chosen"]) == {field for _, field, _ in STAGES}
