@@ -1,7 +1,11 @@
-# make book   builds the study for PRESET: the sweep (resumable), the notebooks (papermill), the book
+# make book   builds the study for PRESET: the tuning on public data, the sweep (resumable; the embedded
+#             study's committed records are reused), the notebooks (papermill), the book
+# make book FRESH=1   recomputes the tuning, the pretrained start and every record first
 # make test   runs the whole test suite, notebooks included
 # Both create .venv first when it is absent.
 PRESET ?= embedded
+FRESH ?=
+FRESH_FLAG := $(if $(filter 1 yes true,$(FRESH)),--fresh,)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -18,7 +22,8 @@ JOBS ?= 2
 
 book: $(STAMP)
 	rm -rf book/_generated
-	$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS)
+	$(VENV)/bin/dphpe tune --preset $(PRESET) $(FRESH_FLAG)
+	$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS) $(FRESH_FLAG)
 	$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json
 	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going

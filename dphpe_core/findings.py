@@ -163,3 +163,33 @@ def gain_difference(a1, b1, a2, b2) -> tuple[float, float]:
         return d, math.nan
     se = sum(_var(g) / len(g) for g in groups) ** 0.5
     return d, float(t.ppf(0.975, n - 1) * se)
+
+
+def gap_recovery_interval(method, dpsgd, nonprivate) -> tuple[float, float]:
+    """The paper's gap recovery, 100 x (method - DP-SGD) / (non-private - DP-SGD), from the seeds of
+    three groups, and the half-width of its 95% interval (delta method, t with the smallest group's
+    degrees of freedom; nan when a group has one seed).
+
+    >>> r, h = gap_recovery_interval([82.61], [63.85], [89.36])
+    >>> round(r, 1), h != h
+    (73.5, True)
+    """
+    from scipy.stats import t
+    groups = [[float(x) for x in g] for g in (method, dpsgd, nonprivate)]
+    m, d, b = (sum(g) / len(g) for g in groups)
+    r = 100 * (m - d) / (b - d)
+    n = min(len(g) for g in groups)
+    if n < 2:
+        return r, math.nan
+    vm, vd, vb = (_var(g) / len(g) for g in groups)
+    gap = b - d
+    grad = (1 / gap, (m - b) / gap ** 2, (d - m) / gap ** 2)      # d r / d (m, d, b), in units of 1
+    se = (grad[0] ** 2 * vm + grad[1] ** 2 * vd + grad[2] ** 2 * vb) ** 0.5
+    return r, float(100 * t.ppf(0.975, n - 1) * se)
+
+
+def best_cell(frame, method: str, epsilon: float) -> list[float]:
+    """The seeds' PCKh@0.5 of `method` at `epsilon` at its best C (by mean over seeds) in `frame`."""
+    cell = frame[(frame.method == method) & (frame.epsilon == epsilon)]
+    c = cell.groupby("clip_norm").pckh_mean.mean().idxmax()
+    return cell[cell.clip_norm == c].pckh_mean.tolist()

@@ -105,3 +105,15 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
 def disagreements(cfg: Config, tuning: dict) -> dict:
     """{field: (preset value, chosen value)} where the config does not hold the tuning's choice."""
     return {k: (getattr(cfg, k), v) for k, v in tuning["chosen"].items() if getattr(cfg, k) != v}
+
+
+def tuning_table(tuning: dict, cfg: Config):
+    """The tuning's rows as a table for the book: stage, candidate, stand-in val PCKh@0.5, whether it
+    was chosen and whether the preset uses it."""
+    import pandas as pd
+    from .results import METHOD_NAMES
+    rows = [{"method": METHOD_NAMES[r["method"]], "field": r["field"], "value": r["value"],
+             "stand-in val PCKh@0.5": round(r["pckh_mean"], 2),
+             "chosen": "yes" if tuning["chosen"][r["field"]] == r["value"] else "",
+             "preset uses": "yes" if getattr(cfg, r["field"]) == r["value"] else ""} for r in tuning["rows"]]
+    return pd.DataFrame(rows).set_index(["method", "field", "value"])

@@ -52,7 +52,9 @@ def smoke_book(tmp_path_factory):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb", "_generated"))
     from dphpe_core.sweep import sweep
+    from dphpe_core.tuning import tune
     results_dir = root / "results"
+    tune("smoke", progress=False, results_dir=str(results_dir))
     sweep("smoke", jobs=1, progress=False, results_dir=str(results_dir))
     executed = run_notebooks("smoke", root / "book", repo=REPO, results_dir=results_dir, jobs=2)
     return root, executed

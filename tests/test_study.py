@@ -1,0 +1,55 @@
+"""The embedded study's committed records: current, with provenance, and reproducible."""
+
+import shutil
+
+import pytest
+
+from conftest import REPO
+from dphpe_core import results
+from dphpe_core.config import Config
+from dphpe_core.start import pretrain_key
+from dphpe_core.sweep import grid_configs, relative_cost
+
+RUNS = REPO / "results" / "embedded" / "runs"
+
+
+def committed() -> list[results.RunResult]:
+    records = [results.load(p) for p in sorted(RUNS.glob("*.json"))]
+    if not records:
+        pytest.fail(f"no committed records under {RUNS}: the embedded study's records are data of the repository")
+    return records
+
+
+def test_every_committed_record_is_current_and_says_where_it_comes_from():
+    grid = {c.hash() for c in grid_configs("embedded")}
+    for r in committed():                         # results.load refuses another format or training version
+        cfg = Config.from_dict(r.config)
+        assert r.config_hash == cfg.hash() and (RUNS / f"{r.config_hash}.json").is_file()
+        assert r.config_hash in grid, f"{r.config_hash} is not a configuration of the embedded grid"
+        prov = r.provenance
+        assert len(prov["commit"]) == 40 and prov["clean"] is True, f"{r.config_hash}: made from uncommitted code"
+        assert prov["training_version"] == results.TRAINING_VERSION
+        assert {"torch", "cpu", "threads", "device"} <= set(prov) and r.wall_s > 0
+
+
+def test_the_committed_start_is_the_one_the_records_need():
+    starts = REPO / "results" / "embedded" / "starts"
+    keys = {pretrain_key(Config.from_dict(r.config)) for r in committed() if r.config["strategy"] != "scratch"}
+    for key in keys:
+        assert (starts / f"{key}.pt").is_file() and (starts / f"{key}.json").is_file(), key
+
+
+@pytest.mark.slow
+def test_the_cheapest_committed_private_record_reproduces_from_an_empty_cache(tmp_path):
+    """Retrain it from scratch (empty data cache; the committed start): the same sigma and epsilon
+    exactly, PCKh@0.5 within one point."""
+    from dphpe_core.train import train
+    private = [r for r in committed() if r.privacy]
+    record = min(private, key=lambda r: (relative_cost(Config.from_dict(r.config)), r.config_hash))
+    cfg = Config.from_dict(record.config).replace(results_dir=str(tmp_path / "results"),
+                                                  cache_dir=str(tmp_path / "cache"), device="cpu")
+    shutil.copytree(REPO / "results" / "embedded" / "starts", tmp_path / "results" / "embedded" / "starts")
+    again = train(cfg, progress=False)
+    assert again.privacy["noise_multiplier"] == record.privacy["noise_multiplier"]
+    assert again.privacy["epsilon_spent"] == record.privacy["epsilon_spent"]
+    assert again.pckh["Mean"] == pytest.approx(record.pckh["Mean"], abs=1.0)
