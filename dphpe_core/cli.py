@@ -10,12 +10,14 @@
     dphpe sweep --preset embedded --jobs 2
     dphpe pretrain --preset embedded
     dphpe tune --preset embedded
+    dphpe audit --preset smoke --method fdp --fdp-public same-batch --accounting paper
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -95,6 +97,18 @@ def cmd_bench_data(args) -> None:
     print(json.dumps(result, indent=2))
 
 
+def hide_plumbing(path) -> None:
+    """Tag the parameters cell and papermill's injected-parameters cell `remove-cell`: readers of the
+    book see neither (the notebook file keeps both)."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
+
+
 def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", results_dir="results",
                   jobs: int = 1) -> list[Path]:
     """Execute each notebook under notebooks/ with papermill (parameters `preset`, and `results_dir`
@@ -106,14 +120,16 @@ def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", resu
     paths = sorted(notebooks or (repo / "notebooks").glob("[0-9]*.ipynb"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"preset": preset, "results_dir": str(Path(results_dir).resolve())}
+    # the kernels run in the repository: a path relative to it keeps the build folder out of the notebooks
+    params = {"preset": preset, "results_dir": os.path.relpath(Path(results_dir).resolve(), repo)}
 
     def run(nb) -> Path:
         out = out_dir / Path(nb).name
-        print(f"papermill {nb} -> {out} (preset={preset})", flush=True)
+        print(f"papermill {Path(nb).name} -> {out} (preset={preset})", flush=True)
         names = pm.inspect_notebook(str(nb))
         pm.execute_notebook(str(nb), str(out), parameters={k: v for k, v in params.items() if k in names},
                             cwd=str(repo), kernel_name="python3", progress_bar=False)
+        hide_plumbing(out)
         return out
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -157,6 +173,21 @@ def cmd_tune(args) -> None:
     print(f"chosen on the public split: {out['chosen']} ({tuning_path(cfg)})")
     for field, (have, want) in disagreements(cfg, out).items():
         print(f"note: the {args.preset} preset has {field}={have!r}; the tuning chose {want!r}")
+
+
+def cmd_audit(args) -> None:
+    from .audit import run_audit, save_audit
+    args.set = (args.set or []) + [f"method={args.method}", f"fdp_public={args.fdp_public}"]
+    r = run_audit(_cfg(args), canaries=args.canaries, seed=args.seed, accounting=args.accounting,
+                  sabotage=args.sabotage)
+    print(f"{'method':<22}{'accounting':<12}{'sabotage':<14}{'claimed eps':>12}{'lower bound':>13}"
+          f"{'right/guesses':>15}{'canaries':>10}")
+    name = r.method + (f"/{r.fdp_public}" if r.method in ("fdp", "hybrid") else "")
+    print(f"{name:<22}{r.accounting:<12}{r.sabotage:<14}{r.epsilon_claimed:>12.3f}{r.epsilon_lower_bound:>13.3f}"
+          f"{f'{r.correct}/{r.guesses}':>15}{r.canaries:>10}")
+    print(f"audited: {r.what}; best rule: {r.rule}")
+    if args.json:
+        print(f"wrote {save_audit(r, args.json)}")
 
 
 def cmd_model(args) -> None:
@@ -209,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     tu = with_config(sub.add_parser("tune", help="choose lr, k and lambda on the public split alone"))
     tu.add_argument("--fresh", action="store_true", help="run it again even when it is stored")
     tu.set_defaults(func=cmd_tune)
+    au = with_config(sub.add_parser("audit", help="one-run privacy audit: canaries through a method's mechanism"))
+    au.add_argument("--method", required=True, choices=[m for m in config_mod.METHODS if m != "nonprivate"])
+    au.add_argument("--fdp-public", default="independent", choices=config_mod.FDP_PUBLIC)
+    au.add_argument("--canaries", type=int, default=1000)
+    au.add_argument("--seed", type=int, default=0)
+    au.add_argument("--accounting", default="honest", choices=("honest", "paper"),
+                    help="honest: the method's own relation; paper: add/remove, amplified, as the paper claims")
+    au.add_argument("--sabotage", default="none", choices=("none", "noise-div-10", "no-clip"),
+                    help="break the mechanism on purpose (the audit's test of power)")
+    au.add_argument("--json", help="write the result's fields to this file")
+    au.set_defaults(func=cmd_audit)
     md = with_config(sub.add_parser("model", help="parameter counts and multiply-adds of a preset's model"))
     md.add_argument("--pretrained", action="store_true", help="build the pretrained start (may train it)")
     md.set_defaults(func=cmd_model)

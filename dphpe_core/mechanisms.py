@@ -95,10 +95,13 @@ class PrivateOptimizer(DPOptimizer):
     subspace: Subspace | None = None
     public_weight: float = 0.0
     public_grads: list[torch.Tensor] | None = None
+    release_hook: Callable[[list[torch.Tensor]], None] | None = None   # sees the noisy gradient (audit.py)
 
     def scale_grad(self):
         super().scale_grad()
         grads = [p.grad for p in self.params]
+        if self.release_hook is not None:       # the released noisy gradient, before any post-processing
+            self.release_hook(grads)
         if self.subspace is not None:
             self.subspace.project_(grads)
         if self.public_grads is not None:
@@ -200,7 +203,8 @@ def public_gradient(gsm: GradSampleModule, batch: dict, params: list[nn.Paramete
     gsm.disable_hooks()
     try:
         loss = per_sample_loss(gsm, public).mean()
-        return [g.detach() for g in torch.autograd.grad(loss, params)]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)     # unused: the audit's canary layers
+        return [torch.zeros_like(p) if g is None else g.detach() for g, p in zip(grads, params)]
     finally:
         gsm.enable_hooks()
 
@@ -214,8 +218,9 @@ def per_sample_gradients(gsm: GradSampleModule, batch: dict, params: list[nn.Par
         for p in params:
             p.grad_sample, p.grad = None, None
         per_sample_loss(gsm, chunk).sum().backward()
-        for part, p in zip(parts, params):
-            part.append(p.grad_sample.detach())
+        for part, p in zip(parts, params):      # a layer no crop reaches (the audit's canaries): zeros
+            part.append(p.grad_sample.detach() if p.grad_sample is not None
+                        else p.new_zeros(len(chunk["image"]), *p.shape))
     for p in params:
         p.grad_sample, p.grad = None, None
     return [torch.cat(part) for part in parts]

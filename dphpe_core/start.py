@@ -26,12 +26,13 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .coco import COCO_TO_MPII
 from .config import Config
 from .data import PoseDataset, public_dataset
 from .loop import fit, resolve_device
-from .model import PoseModel, calibrate_affines, convert_checkpoint, load_checkpoint, public_images, set_strategy
+from .model import PoseModel, calibrate_affines, public_images, set_strategy
 
 PRETRAIN_VERSION = 3
 # the fields a start depends on: a run's other fields (method, epsilon, seed, ...) share one start
@@ -39,6 +40,87 @@ PRETRAIN_FIELDS = ("model_size", "input_h", "input_w", "simcc_split", "simcc_sig
                    "n_public", "data_seed", "augment", "rotation_deg", "scale_jitter", "pretrain_epochs",
                    "pretrain_lr", "pretrain_batch_size", "weight_decay")
 
+
+# -- checkpoints: timm's TinyViT, a TinyViT-SimCC pose model, or this project's own --------------
+
+_HEAD_KEYS = {"head.final_layer.weight": "head.conv.weight", "head.final_layer.bias": "head.conv.bias",
+              "head.mlp_head_x.weight": "head.mlp_x.weight", "head.mlp_head_x.bias": "head.mlp_x.bias",
+              "head.mlp_head_y.weight": "head.mlp_y.weight", "head.mlp_head_y.bias": "head.mlp_y.bias"}
+_IGNORED = ("attention_bias_idxs", "num_batches_tracked", "head.fc.", "head.norm.")
+
+
+def convert_checkpoint(state: dict, model: PoseModel) -> dict[str, torch.Tensor]:
+    """A timm TinyViT (ImageNet) or TinyViT-SimCC pose state dict -> this model's keys.
+
+    BatchNorm statistics fold into `ChannelAffine` (scale = gamma / sqrt(var + eps), shift =
+    beta - mean * scale); attention-bias tables are resized bicubically when the window size
+    differs; a state dict of this project's own model passes through unchanged.
+    """
+    for wrapper in ("state_dict", "model"):
+        if wrapper in state and isinstance(state[wrapper], dict):
+            state = state[wrapper]
+    if any(k.startswith("backbone.") and ".affine." in k for k in state):
+        return dict(state)
+    out, target = {}, model.state_dict()
+    for key, value in state.items():
+        if any(s in key for s in _IGNORED):
+            continue
+        if key in _HEAD_KEYS:
+            out[_HEAD_KEYS[key]] = value
+            continue
+        name = key.removeprefix("backbone.")
+        if ".bn." in name:
+            stem, leaf = name.rsplit(".bn.", 1)
+            if leaf != "weight":
+                continue  # bias and statistics are read together with the weight
+            bn = {k: state[f"{key.rsplit('.', 1)[0]}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")}
+            scale = bn["weight"] / torch.sqrt(bn["running_var"] + 1e-5)
+            out[f"backbone.{stem}.affine.weight"] = scale
+            out[f"backbone.{stem}.affine.bias"] = bn["bias"] - bn["running_mean"] * scale
+        elif name.endswith("attn.attention_biases"):
+            new = f"backbone.{name.replace('attn.attention_biases', 'attn.bias.attention_biases')}"
+            out[new] = _resize_bias(value, target[new].shape) if new in target else value
+        else:
+            out[f"backbone.{name}"] = value
+    return out
+
+
+def _resize_bias(table: torch.Tensor, shape) -> torch.Tensor:
+    heads, n_old = table.shape
+    if table.shape == tuple(shape):
+        return table
+    old, new = int(round(n_old ** 0.5)), int(round(shape[1] ** 0.5))
+    grid = table.reshape(1, heads, old, old)
+    return F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False).reshape(heads, new * new)
+
+
+def load_checkpoint(model: PoseModel, state: dict, *, require_head: bool = False) -> list[str]:
+    """Load a converted state dict; every backbone tensor must be present with the right shape.
+
+    Returns the keys left at their initial values (the head, for an ImageNet backbone; the
+    per-joint `head.conv`, for a pose checkpoint of another joint count). Raises ValueError
+    listing the first mismatches otherwise.
+    """
+    state = convert_checkpoint(state, model)
+    target = model.state_dict()
+    # the per-joint layer of a start trained on another joint set (COCO's 17) does not carry over
+    other_joints = {k for k, v in state.items() if k.startswith("head.conv.") and k in target
+                    and v.shape[0] != target[k].shape[0]}
+    state = {k: v for k, v in state.items() if k not in other_joints}
+    unexpected = [k for k in state if k not in target]
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+             for k in state if k in target and state[k].shape != target[k].shape]
+    missing = [k for k in target if k not in state and k not in other_joints
+               and (require_head or not k.startswith("head."))]
+    if unexpected or wrong or missing:
+        parts = [f"{name} ({len(keys)}): {keys[:5]}" for name, keys in
+                 (("unexpected keys", unexpected), ("shape mismatches", wrong), ("missing keys", missing)) if keys]
+        raise ValueError(f"checkpoint does not fit the {model.size} model: " + "; ".join(parts))
+    model.load_state_dict(state, strict=False)
+    return [k for k in target if k not in state]
+
+
+# -- the public pretraining ------------------------------------------------------------------
 
 def pretrain_key(cfg: Config) -> str:
     """12 hex digits naming the start of `cfg` (its PRETRAIN_FIELDS and PRETRAIN_VERSION)."""

@@ -18,7 +18,7 @@ from conftest import SHARED_FIXTURES
 # figures each notebook chapter draws (01_data: one more where the real MPII sample is present)
 FIGURES = {"01_data": 5 + (SHARED_FIXTURES / "mpii-sample").is_dir(), "02_dp_primer": 4, "10_run": 2,
            "20_baselines": 1, "21_epsilon_sweep": 1, "22_clip_norm": 1, "23_strategies": 1, "24_per_joint": 1,
-           "25_paper_vs_ours": 2, "26_cost": 1, "27_guarantees": 2}
+           "25_paper_vs_ours": 2, "26_cost": 1, "27_guarantees": 2, "28_regime": 1}
 
 
 def _chapters(toc: dict) -> list[str]:
@@ -99,3 +99,21 @@ def test_a_browser_loads_every_image_without_console_errors(built_book):
     finally:
         driver.quit()
         server.shutdown()
+
+
+def test_pages_show_no_papermill_plumbing_and_no_machine_path(built_book):
+    from conftest import REPO
+    html = built_book / "_build" / "html"
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        for needle in (str(built_book), str(REPO), "# Parameters", "injected-parameters", "/tmp/"):
+            assert needle not in text, f"{page.relative_to(html)} shows {needle!r}"
+
+
+def test_tables_have_no_bare_range_index(built_book):
+    """A pandas table in a page starts its body rows with a meaningful label, never 0, 1, 2, ..."""
+    html = built_book / "_build" / "html"
+    for page in html.rglob("*.html"):
+        for table in re.findall(r'<table[^>]*class="dataframe[^"]*"[^>]*>.*?</table>', page.read_text(), re.S):
+            heads = re.findall(r"<tbody>\s*<tr>\s*<th[^>]*>([^<]*)</th>", table)
+            assert not heads or heads[0].strip() != "0", f"{page.name}: a table with a bare 0, 1, 2 index"

@@ -62,3 +62,28 @@ def test_a_clear_hybrid_win_is_supported_and_single_seeds_are_counted_apart():
 def test_a_reversed_difference_contradicts():
     f = check(_frame(-6.0, [0.0, 0.5, -0.5]))
     assert f[0]["verdict"] == "contradicted" and f[0]["lower"] == 8
+
+
+def test_gap_recovery_interval_hand_computed():
+    from dphpe_core.findings import gap_recovery_interval
+    from scipy.stats import t
+    r, h = gap_recovery_interval([60, 62, 64], [50, 50, 50], [70, 70, 70])
+    assert r == pytest.approx(60.0)            # (62 - 50) / (70 - 50)
+    assert h == pytest.approx(100 * t.ppf(0.975, 2) * (4 / 3) ** 0.5 / 20)   # only the method's seeds vary
+
+
+def test_regime_table_picks_each_methods_best_c_and_recovers_at_equal_epsilon():
+    from dphpe_core.results import regime_table
+    rows = []
+    for n, shift in ((2000, 0.0), (22000, 10.0)):
+        for seed in range(3):
+            rows.append(dict(strategy="finetune", method="nonprivate", epsilon=None, clip_norm=None, seed=seed,
+                             n_private=n, pckh_mean=70 + shift, snr=None, blurred_only=False, fdp_public=""))
+            for m, c, v in (("dpsgd", 0.1, 40), ("dpsgd", 1.0, 30), ("hybrid", 0.1, 50), ("hybrid", 1.0, 55)):
+                rows.append(dict(strategy="finetune", method=m, epsilon=0.8, clip_norm=c, seed=seed, n_private=n,
+                                 pckh_mean=v + shift + seed, snr=100.0, blurred_only=False,
+                                 fdp_public="independent" if m == "hybrid" else ""))
+    reg = regime_table(pd.DataFrame(rows)).set_index(["n_private", "method"])
+    assert reg.loc[(2000, "hybrid"), "clip_norm"] == 1.0 and reg.loc[(2000, "dpsgd"), "clip_norm"] == 0.1
+    assert reg.loc[(2000, "hybrid"), "gap_recovery"] == pytest.approx(100 * (56 - 41) / (70 - 41))
+    assert reg.loc[(22000, "hybrid"), "n_x_epsilon"] == pytest.approx(17600) and reg.loc[(2000, "dpsgd"), "n"] == 3

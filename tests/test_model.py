@@ -3,8 +3,7 @@ import torch
 from torch import nn
 
 from dphpe_core import make_config
-from dphpe_core.model import (SIZES, AttentionBias, PoseModel, _resize_bias, count_macs, load_checkpoint, predict,
-                              set_strategy)
+from dphpe_core.model import SIZES, AttentionBias, PoseModel, count_macs, predict, set_strategy
 
 PRESET_MODELS = [("smoke", (64, 48)), ("embedded", (96, 72)), ("5m", (256, 192))]
 
@@ -30,57 +29,6 @@ def test_no_batch_mixing_layers():
     assert all(w < 6 for w in windows)
 
 
-def _random_timm(seed=0):
-    timm = pytest.importorskip("timm", reason="timm is only needed to check checkpoint loading")
-    torch.manual_seed(seed)
-    t = timm.create_model("tiny_vit_5m_224", pretrained=False, num_classes=0).eval()
-    with torch.no_grad():
-        for mod in t.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.normal_(0, 0.1)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.weight.normal_(1, 0.1)
-                mod.bias.normal_(0, 0.1)
-            if hasattr(mod, "attention_biases"):
-                mod.attention_biases.normal_(0, 0.5)
-    return t
-
-
-@pytest.mark.parametrize("hw", [(224, 224), (256, 192)])
-def test_timm_weights_give_timm_features(hw):
-    t = _random_timm()
-    ours = PoseModel("5m", (256, 192), 2.0).eval()
-    left = load_checkpoint(ours, t.state_dict())
-    assert left and all(k.startswith("head.") for k in left)
-    x = torch.randn(2, 3, *hw)
-    with torch.no_grad():
-        assert torch.allclose(t.forward_features(x), ours.backbone(x), atol=1e-4)
-
-
-def test_pose_checkpoint_with_backbone_prefix_and_simcc_head():
-    t = _random_timm(1)
-    src = PoseModel("5m", (256, 192), 2.0)
-    state = {f"backbone.{k}": v for k, v in t.state_dict().items()}
-    state |= {"head.final_layer.weight": torch.randn_like(src.head.conv.weight),
-              "head.final_layer.bias": torch.randn_like(src.head.conv.bias),
-              "head.mlp_head_x.weight": torch.randn_like(src.head.mlp_x.weight),
-              "head.mlp_head_x.bias": torch.randn_like(src.head.mlp_x.bias),
-              "head.mlp_head_y.weight": torch.randn_like(src.head.mlp_y.weight),
-              "head.mlp_head_y.bias": torch.randn_like(src.head.mlp_y.bias)}
-    ours = PoseModel("5m", (256, 192), 2.0)
-    assert load_checkpoint(ours, {"state_dict": state}, require_head=True) == []
-    assert torch.equal(ours.head.mlp_y.weight, state["head.mlp_head_y.weight"])
-
-
-def test_a_pose_checkpoint_of_another_joint_count_leaves_the_joint_layer_fresh():
-    src = PoseModel("smoke", (64, 48), 2.0, joints=17)          # a COCO-style start: 17 joints
-    ours = PoseModel("smoke", (64, 48), 2.0)
-    fresh = ours.head.conv.weight.detach().clone()
-    assert load_checkpoint(ours, src.state_dict(), require_head=True) == ["head.conv.weight", "head.conv.bias"]
-    assert torch.equal(ours.head.conv.weight, fresh)
-    assert torch.equal(ours.head.mlp_x.weight, src.head.mlp_x.weight)
-
-
 def test_frozen_conv_and_affine_run_as_one_convolution_with_the_same_output():
     from dphpe_core.model import ConvNorm
     torch.manual_seed(0)
@@ -93,31 +41,6 @@ def test_frozen_conv_and_affine_run_as_one_convolution_with_the_same_output():
         trained = layer(x)
         layer.requires_grad_(False)
         assert torch.allclose(layer(x), trained, atol=1e-12)
-
-
-def test_own_state_dict_round_trip():
-    a, b = PoseModel("smoke", (64, 48), 2.0), PoseModel("smoke", (64, 48), 2.0)
-    load_checkpoint(b, a.state_dict(), require_head=True)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-
-
-def test_mismatched_checkpoint_lists_the_first_mismatches():
-    t = _random_timm()
-    with pytest.raises(ValueError, match=r"does not fit the embedded model: unexpected keys .*shape mismatches \(\d+\): \[.backbone\.patch_embed\.conv1\.conv\.weight: checkpoint \(32, 3, 3, 3\) vs model"):
-        load_checkpoint(PoseModel("embedded", (96, 72), 2.0), t.state_dict())
-    state = PoseModel("smoke", (64, 48), 2.0).state_dict()
-    del state["backbone.stages.1.blocks.0.mlp.fc1.weight"]
-    with pytest.raises(ValueError, match=r"missing keys \(1\): \['backbone.stages.1.blocks.0.mlp.fc1.weight'\]"):
-        load_checkpoint(PoseModel("smoke", (64, 48), 2.0), state)
-
-
-def test_attention_bias_resizing():
-    table = torch.full((3, 49), 0.7)
-    assert torch.allclose(_resize_bias(table, (3, 196)), torch.full((3, 196), 0.7), atol=1e-5)
-    assert _resize_bias(table, (3, 49)) is table
-    grid = torch.arange(49.0).view(1, 7, 7).expand(2, 7, 7).reshape(2, 49)
-    up = _resize_bias(grid, (2, 196)).view(2, 14, 14)
-    assert up[0, 0, 0] < up[0, 0, -1] < up[0, -1, -1]     # order of offsets is kept
 
 
 def test_strategies_choose_the_trainable_parameters():

@@ -38,7 +38,7 @@ def test_two_commands_and_ci():
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in ci
     ignored = (REPO / ".gitignore").read_text().split()
-    assert {".venv/", "_build/", "results/"} <= set(ignored)
+    assert {".venv/", "_build/", "results/*", "!results/embedded/"} <= set(ignored)
 
 
 def test_public_api_names():

@@ -1,15 +1,16 @@
-"""The start: the public pretraining is stored and reused, reads no private crop, and the per-joint
-layer carries over as joint_layer says."""
+"""The start: checkpoints convert and load, the public pretraining is stored and reused and reads no
+private crop, and the per-joint layer carries over as joint_layer says."""
 
 import json
 
 import pytest
 import torch
+from torch import nn
 
 from dphpe_core import start as start_mod
 from dphpe_core.coco import COCO_TO_MPII
 from dphpe_core.model import PoseModel
-from dphpe_core.start import build_model, pretrain_key, pretrained_state, start_path
+from dphpe_core.start import _resize_bias, build_model, load_checkpoint, pretrain_key, pretrained_state, start_path
 
 SHARED = sorted(COCO_TO_MPII)                              # MPII rows of the 12 joints COCO has
 OWN = [j for j in range(16) if j not in COCO_TO_MPII]     # pelvis, thorax, upper neck, head top
@@ -77,3 +78,79 @@ def test_a_coco_checkpoint_gives_its_rows_to_mpiis_joints(smoke_cfg, tmp_path):
     assert torch.equal(ours.head.mlp_y.weight, coco.head.mlp_y.weight)
     with pytest.raises(ValueError, match="joint_layer='kept' cannot use a start whose per-joint layer has 17 rows"):
         build_model(smoke_cfg.replace(pretrained_path=str(path), joint_layer="kept"))
+
+
+def _random_timm(seed=0):
+    timm = pytest.importorskip("timm", reason="timm is only needed to check checkpoint loading")
+    torch.manual_seed(seed)
+    t = timm.create_model("tiny_vit_5m_224", pretrained=False, num_classes=0).eval()
+    with torch.no_grad():
+        for mod in t.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.normal_(1, 0.1)
+                mod.bias.normal_(0, 0.1)
+            if hasattr(mod, "attention_biases"):
+                mod.attention_biases.normal_(0, 0.5)
+    return t
+
+
+@pytest.mark.parametrize("hw", [(224, 224), (256, 192)])
+def test_timm_weights_give_timm_features(hw):
+    t = _random_timm()
+    ours = PoseModel("5m", (256, 192), 2.0).eval()
+    left = load_checkpoint(ours, t.state_dict())
+    assert left and all(k.startswith("head.") for k in left)
+    x = torch.randn(2, 3, *hw)
+    with torch.no_grad():
+        assert torch.allclose(t.forward_features(x), ours.backbone(x), atol=1e-4)
+
+
+def test_pose_checkpoint_with_backbone_prefix_and_simcc_head():
+    t = _random_timm(1)
+    src = PoseModel("5m", (256, 192), 2.0)
+    state = {f"backbone.{k}": v for k, v in t.state_dict().items()}
+    state |= {"head.final_layer.weight": torch.randn_like(src.head.conv.weight),
+              "head.final_layer.bias": torch.randn_like(src.head.conv.bias),
+              "head.mlp_head_x.weight": torch.randn_like(src.head.mlp_x.weight),
+              "head.mlp_head_x.bias": torch.randn_like(src.head.mlp_x.bias),
+              "head.mlp_head_y.weight": torch.randn_like(src.head.mlp_y.weight),
+              "head.mlp_head_y.bias": torch.randn_like(src.head.mlp_y.bias)}
+    ours = PoseModel("5m", (256, 192), 2.0)
+    assert load_checkpoint(ours, {"state_dict": state}, require_head=True) == []
+    assert torch.equal(ours.head.mlp_y.weight, state["head.mlp_head_y.weight"])
+
+
+def test_a_pose_checkpoint_of_another_joint_count_leaves_the_joint_layer_fresh():
+    src = PoseModel("smoke", (64, 48), 2.0, joints=17)          # a COCO-style start: 17 joints
+    ours = PoseModel("smoke", (64, 48), 2.0)
+    fresh = ours.head.conv.weight.detach().clone()
+    assert load_checkpoint(ours, src.state_dict(), require_head=True) == ["head.conv.weight", "head.conv.bias"]
+    assert torch.equal(ours.head.conv.weight, fresh)
+    assert torch.equal(ours.head.mlp_x.weight, src.head.mlp_x.weight)
+
+
+def test_own_state_dict_round_trip():
+    a, b = PoseModel("smoke", (64, 48), 2.0), PoseModel("smoke", (64, 48), 2.0)
+    load_checkpoint(b, a.state_dict(), require_head=True)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_mismatched_checkpoint_lists_the_first_mismatches():
+    t = _random_timm()
+    with pytest.raises(ValueError, match=r"does not fit the embedded model: unexpected keys .*shape mismatches \(\d+\): \[.backbone\.patch_embed\.conv1\.conv\.weight: checkpoint \(32, 3, 3, 3\) vs model"):
+        load_checkpoint(PoseModel("embedded", (96, 72), 2.0), t.state_dict())
+    state = PoseModel("smoke", (64, 48), 2.0).state_dict()
+    del state["backbone.stages.1.blocks.0.mlp.fc1.weight"]
+    with pytest.raises(ValueError, match=r"missing keys \(1\): \['backbone.stages.1.blocks.0.mlp.fc1.weight'\]"):
+        load_checkpoint(PoseModel("smoke", (64, 48), 2.0), state)
+
+
+def test_attention_bias_resizing():
+    table = torch.full((3, 49), 0.7)
+    assert torch.allclose(_resize_bias(table, (3, 196)), torch.full((3, 196), 0.7), atol=1e-5)
+    assert _resize_bias(table, (3, 49)) is table
+    grid = torch.arange(49.0).view(1, 7, 7).expand(2, 7, 7).reshape(2, 49)
+    up = _resize_bias(grid, (2, 196)).view(2, 14, 14)
+    assert up[0, 0, 0] < up[0, 0, -1] < up[0, -1, -1]     # order of offsets is kept

@@ -1,0 +1,312 @@
+"""The one-run privacy audit: canaries through the very optimizer the trainers use, and an epsilon
+lower bound from how well a white-box attacker guesses them.
+
+    dphpe audit --preset smoke --method dpsgd --sabotage noise-div-10
+
+Steinke, Nasr and Jagielski (2023, "Privacy auditing with one (1) training run", arXiv 2305.08846)
+audit a mechanism in a single training run. m canaries each get an independent fair bit S_i; the
+attacker scores every canary without looking at S, guesses for the highest and the lowest scores
+and abstains on the rest. For an (epsilon, delta)-DP mechanism the number of correct guesses v out
+of r is dominated by Binomial(r, e^eps / (1 + e^eps)) up to a term of order 2 m delta (their
+Theorem 3.1 with Appendix D); the largest epsilon those guesses reject at significance alpha is a
+lower bound on the epsilon the mechanism really spends. A bound above the claimed epsilon is a
+privacy bug; a bound near zero is what a correct mechanism at epsilon <= 1 gives, and is no proof
+of privacy (an audit only bounds from below).
+
+The canaries live in gradient space. The model gets a canary layer (`m` weights) that no crop ever
+touches; canary i is a row whose per-sample gradient is 10 C along weight i. Each step, every
+present canary joins the batch with the private rows' probability q (its own Poisson draw), and its
+row is appended to the per-sample gradients before Opacus' clipping, so the canaries go through
+the project's clipping, noise and scaling exactly as crops do. The attacker reads the released noisy
+gradient at every step (after noise and scaling, before projection, the public term and Adam):
+projection is post-processing of that gradient and keeps its guarantee, and auditing after it
+would erase the canary layer (no public gradient spans it) and report a vacuous bound.
+
+- DP-SGD, PDP-SGD and feature DP with a public-split batch: add/remove canaries (S_i: present or not).
+- Feature DP and the hybrid with a batch from the private set: canary pairs under replace-one; both
+  members share their public part (a noise-free row in a second canary layer, standing for the
+  blurred view's gradient and the labels) and differ in the private part (+10 C or -10 C along
+  weight i: after clipping, a difference of 2 C). The public part enters the noise-free public
+  gradient whenever the canary is in the public batch: with `same-batch` that is exactly when it was
+  sampled, so the attacker learns the steps where it took part; with `independent` it is an
+  independent draw and tells nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import Config
+
+SABOTAGE = ("none", "noise-div-10", "no-clip")
+ACCOUNTING = ("honest", "paper")
+CANARY_SCALE = 10.0          # a canary's gradient norm in units of C (well above the clipping norm)
+
+
+def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
+    """P[v or more correct of r guesses] for an (epsilon, delta)-DP mechanism with m canaries: the
+    Binomial(r, e^eps / (1 + e^eps)) tail plus the delta term of Steinke et al.'s Theorem 3.1 (for
+    approximate DP: 2 m delta times the largest average of the tail below v), capped at 1.
+
+    >>> round(p_value(100, 100, 60, 0.0, 0.0), 4)        # a fair coin: 60 of 100 or more
+    0.0284
+    """
+    from scipy.stats import binom
+    if not 0 <= v <= r <= m:
+        raise ValueError(f"expected 0 <= correct ({v}) <= guesses ({r}) <= canaries ({m})")
+    q = 1.0 / (1.0 + math.exp(-epsilon))
+    tail = float(binom.sf(v - 1, r, q))
+    worst, below = 0.0, 0.0
+    for i in range(1, v + 1):
+        below += float(binom.pmf(v - i, r, q))
+        worst = max(worst, below / i)
+    return min(1.0, tail + 2 * m * delta * worst)
+
+
+def epsilon_lower_bound(canaries: int, guesses: int, correct: int, *, delta: float, alpha: float = 0.05) -> float:
+    """The largest epsilon that `correct` of `guesses` guesses reject at significance alpha (0 when
+    even epsilon 0 is not rejected).
+
+    >>> epsilon_lower_bound(1000, 100, 50, delta=1e-5)      # chance: nothing rejected
+    0.0
+    >>> round(epsilon_lower_bound(1000, 100, 100, delta=0.0), 2)   # all right: the ceiling of 100 guesses
+    3.49
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha}: expected a number in (0, 1)")
+    if p_value(canaries, guesses, correct, 0.0, delta) >= alpha:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while p_value(canaries, guesses, correct, hi, delta) < alpha:
+        lo, hi = hi, 2 * hi
+        if hi > 100:
+            return lo
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if p_value(canaries, guesses, correct, mid, delta) < alpha else (lo, mid)
+    return lo
+
+
+def best_bound(scores: dict[str, np.ndarray], bits: np.ndarray, *, delta: float, alpha: float = 0.05,
+               ks=None) -> dict:
+    """Guess S_i = 1 for the k highest and S_i = 0 for the k lowest scores, for every attack rule in
+    `scores` and every k in `ks`; the best bound with alpha split evenly over all tries (Bonferroni)."""
+    m = len(bits)
+    ks = ks or sorted({k for k in (m // 100, m // 40, m // 20, m // 10, m // 4, m // 2) if k >= 1})
+    tries = len(ks) * len(scores)
+    best = {"epsilon_lower_bound": 0.0, "guesses": 0, "correct": 0, "rule": None, "k": None, "tries": tries}
+    for rule, s in scores.items():
+        order = np.argsort(s, kind="stable")
+        for k in ks:
+            low, high = order[:k], order[-k:]
+            correct = int(bits[high].sum() + (1 - bits[low]).sum())
+            bound = epsilon_lower_bound(m, 2 * k, correct, delta=delta, alpha=alpha / tries)
+            if bound > best["epsilon_lower_bound"] or best["rule"] is None:
+                best.update(epsilon_lower_bound=bound, guesses=2 * k, correct=correct, rule=rule, k=k)
+    return best
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult:
+    method: str
+    fdp_public: str
+    accounting: str
+    sabotage: str
+    neighbouring: str
+    epsilon_claimed: float
+    epsilon_lower_bound: float
+    delta: float
+    canaries: int
+    guesses: int
+    correct: int
+    rule: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    wall_s: float
+    config_hash: str
+    what: str                       # what was audited, in words
+    scores_in: list = field(default_factory=list)    # the best rule's scores, S_i = 1 / S_i = 0
+    scores_out: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.method}{'/' + self.fdp_public if self.method in ('fdp', 'hybrid') else ''} "
+                f"[{self.accounting}, sabotage {self.sabotage}]: claimed epsilon {self.epsilon_claimed:.3g}, "
+                f"lower bound {self.epsilon_lower_bound:.3g} ({self.correct}/{self.guesses} right, "
+                f"{self.canaries} canaries) in {self.wall_s:.0f} s")
+
+
+class Canaries:
+    """Canary rows for one audited run: their bits, their Poisson draws and what the attacker reads."""
+
+    def __init__(self, m: int, *, pairs: bool, public_channel: bool, public_rate: float, seed: int):
+        self.m, self.pairs, self.public_channel, self.public_rate = m, pairs, public_channel, public_rate
+        self.gen = torch.Generator().manual_seed(seed)
+        self.bits = torch.randint(0, 2, (m,), generator=self.gen)
+        self.private_layer = nn.Linear(m, 1, bias=False)       # weight i: canary i's private part
+        self.public_layer = nn.Linear(m, 1, bias=False) if public_channel else None
+        for layer in filter(None, (self.private_layer, self.public_layer)):
+            nn.init.zeros_(layer.weight)
+        self.released: list[torch.Tensor] = []       # per step: the noisy gradient of the canary weights
+        self.public_seen: list[torch.Tensor] = []    # per step: the update's gradient on the public layer
+        self.public_norm = self.public_level = 0.0
+
+    def attach(self, model: nn.Module) -> None:
+        model.audit_private = self.private_layer
+        if self.public_layer is not None:
+            model.audit_public = self.public_layer
+
+    def install(self, mech, *, clip_norm: float, sample_rate: float, sabotage: str, noise_multiplier: float) -> None:
+        """Append canary rows before clipping; read the release; sabotage if asked (for the audit's tests)."""
+        opt = mech.optimizer
+        opt.noise_multiplier = noise_multiplier / 10 if sabotage == "noise-div-10" else noise_multiplier
+        params = opt.params
+        priv = self.private_layer.weight
+        pub = None if self.public_layer is None else self.public_layer.weight
+        present = torch.ones(self.m, dtype=torch.bool) if self.pairs else self.bits.bool()
+        sign = (2.0 * self.bits - 1.0) if self.pairs else torch.ones(self.m)
+        original_pre_step = opt.pre_step
+
+        def pre_step(closure=None):
+            sampled = present & (torch.rand(self.m, generator=self.gen) < sample_rate)
+            idx = sampled.nonzero().flatten()
+            rows = torch.zeros(len(idx), self.m)
+            rows[torch.arange(len(idx)), idx] = CANARY_SCALE * clip_norm * sign[idx]
+            n_real = _rows(params, (priv, pub))
+            for p in params:
+                if p is priv:
+                    p.grad_sample = torch.cat([torch.zeros(n_real, *p.shape), rows.view(-1, *p.shape)])
+                elif p is pub:
+                    p.grad_sample = torch.zeros(n_real + len(idx), *p.shape)
+                else:
+                    p.grad_sample = torch.cat([p.grad_sample, p.grad_sample.new_zeros(len(idx), *p.shape)])
+            if pub is not None:
+                in_public = sampled if self.public_channel == "same-batch" else (
+                    torch.rand(self.m, generator=self.gen) < self.public_rate)
+                grads = opt.public_grads if opt.public_grads is not None else [torch.zeros_like(q) for q in params]
+                grads = [g.clone() for g in grads]
+                # a canary's public gradient has the norm of its raw gradient (10 C), averaged over a batch
+                grads[_index(params, pub)] = (in_public.float() * self.public_norm).view(pub.shape)
+                opt.public_grads = grads
+            return original_pre_step(closure)
+
+        self.public_norm = CANARY_SCALE * clip_norm / opt.expected_batch_size
+        self.public_level = self.public_norm * opt.public_weight        # what it adds to the update
+        opt.pre_step = pre_step
+        opt.release_hook = lambda grads: self.released.append(grads[_index(params, priv)].detach().flatten().clone())
+        if pub is not None:
+            opt.original_optimizer.register_step_pre_hook(
+                lambda *_: self.public_seen.append(pub.grad.detach().flatten().clone()))
+        if sabotage == "no-clip":
+            original_clip = opt.clip_and_accumulate
+
+            def clip_and_accumulate():
+                saved, opt.max_grad_norm = opt.max_grad_norm, float("inf")
+                try:
+                    original_clip()
+                finally:
+                    opt.max_grad_norm = saved
+            opt.clip_and_accumulate = clip_and_accumulate
+
+    def scores(self) -> dict[str, np.ndarray]:
+        """Attack rules: the sum of every step's release; with a public channel, also the sum over
+        the steps where the canary's public part shows in the update (the public term is noise-free,
+        but it lands on parameters that carry the private noise too: the attacker thresholds it at
+        a few multiples of its known size, each threshold a rule of its own)."""
+        released = torch.stack(self.released)                    # (T, m)
+        out = {"sum over all steps": released.sum(0).numpy()}
+        if self.public_layer is not None and self.public_seen:
+            public = torch.stack(self.public_seen)                # (T, m): white-box, it knows the level
+            for share in (0.5, 1.0, 1.5):
+                seen = public > share * self.public_level
+                out[f"sum over the steps its public part showed (> {share:g} x its size)"] = \
+                    (released * seen).sum(0).numpy()
+        return out
+
+
+def _index(params, param) -> int:
+    """Position of `param` in `params` by identity (== on tensors compares values)."""
+    return next(i for i, p in enumerate(params) if p is param)
+
+
+def _rows(params, canary_params) -> int:
+    """The number of real per-sample rows this step (0 for an empty Poisson batch)."""
+    for p in params:
+        if all(p is not c for c in canary_params) and p.grad_sample is not None:
+            return p.grad_sample.shape[0]
+    return 0
+
+
+def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: str = "honest",
+              sabotage: str = "none", alpha: float = 0.05, progress: bool = True) -> AuditResult:
+    """Train `cfg` once with `canaries` canaries through its mechanism; the bound and what it rests on."""
+    from .accounting import calibrate_noise
+    from .data import build_data
+    from .loop import fit, resolve_device
+    from .start import build_model
+    if cfg.method == "nonprivate":
+        raise ValueError("method='nonprivate' claims no epsilon: audit dpsgd, pdp, fdp or hybrid")
+    if accounting not in ACCOUNTING:
+        raise ValueError(f"accounting={accounting!r}: expected one of {list(ACCOUNTING)}")
+    if sabotage not in SABOTAGE:
+        raise ValueError(f"sabotage={sabotage!r}: expected one of {list(SABOTAGE)}")
+    if canaries < 2:
+        raise ValueError(f"canaries={canaries}: expected at least 2")
+    t0 = time.perf_counter()
+    cfg = cfg.replace(max_physical_batch_size=0)
+    device = resolve_device(cfg)
+    if device.type != "cpu":
+        raise ValueError("the audit runs on the CPU (its canary rows are built there); pass device='cpu'")
+    data = build_data(cfg)
+    model = build_model(cfg)
+    feature = cfg.method in ("fdp", "hybrid") and cfg.fdp_public != "public-set"
+    channel = cfg.fdp_public if feature else None
+    n = len(data.private_train)
+    can = Canaries(canaries, pairs=feature, public_channel=channel, public_rate=cfg.expected_batch_size / n,
+                   seed=seed + 7)
+    can.attach(model)
+    box = {}
+
+    def on_mechanism(mech):
+        p = mech.privacy
+        sigma = p["noise_multiplier"]
+        if accounting == "paper":      # the paper's claim: add/remove, amplified, RDP, whatever the variant
+            sigma = calibrate_noise(cfg.epsilon, p["delta"], p["sample_rate"], p["steps"], "rdp")
+        box.update(privacy=p, sigma=sigma)
+        can.install(mech, clip_norm=cfg.clip_norm, sample_rate=p["sample_rate"], sabotage=sabotage,
+                    noise_multiplier=sigma)
+
+    fit(model, cfg, data.private_train, val_set=None, device=device, public_set=data.public,
+        desc=f"audit {cfg.method}", progress=progress, on_mechanism=on_mechanism)
+    p = box["privacy"]
+    claimed = cfg.epsilon if accounting == "paper" else p["epsilon_spent"]
+    scores = can.scores()
+    best = best_bound(scores, can.bits.numpy(), delta=p["delta"], alpha=alpha)
+    chosen = scores[best["rule"]]
+    bits = can.bits.numpy().astype(bool)
+    what = ("the noisy gradient as released at each step, before " +
+            ("the projection (post-processing) and " if cfg.method in ("pdp", "hybrid") else "") +
+            ("the public term and " if cfg.method in ("fdp", "hybrid") else "") + "Adam")
+    return AuditResult(method=cfg.method, fdp_public=cfg.fdp_public, accounting=accounting, sabotage=sabotage,
+                       neighbouring="replace-one" if feature else "add-remove", epsilon_claimed=claimed,
+                       epsilon_lower_bound=best["epsilon_lower_bound"], delta=p["delta"], canaries=canaries,
+                       guesses=best["guesses"], correct=best["correct"], rule=best["rule"],
+                       noise_multiplier=box["sigma"] / (10 if sabotage == "noise-div-10" else 1),
+                       sample_rate=p["sample_rate"], steps=p["steps"], wall_s=time.perf_counter() - t0,
+                       config_hash=cfg.hash(), what=what,
+                       scores_in=[float(x) for x in chosen[bits]], scores_out=[float(x) for x in chosen[~bits]])
+
+
+def save_audit(result: AuditResult, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=1, sort_keys=True) + "\n")
+    return path
