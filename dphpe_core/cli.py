@@ -190,6 +190,12 @@ def cmd_audit(args) -> None:
         print(f"wrote {save_audit(r, args.json)}")
 
 
+def cmd_sync_notebooks(args) -> None:
+    from .colab import repository_url, sync_notebooks
+    changed = sync_notebooks(args.repo)
+    print(f"{len(changed)} notebook(s) now point to {repository_url(args.repo)}")
+
+
 def cmd_model(args) -> None:
     from .model import count_macs
     from .start import build_model
@@ -251,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="break the mechanism on purpose (the audit's test of power)")
     au.add_argument("--json", help="write the result's fields to this file")
     au.set_defaults(func=cmd_audit)
+    sn = sub.add_parser("sync-notebooks", help="write _config.yml's repository.url into the notebooks' Colab cells")
+    sn.add_argument("--repo", default=".")
+    sn.set_defaults(func=cmd_sync_notebooks)
     md = with_config(sub.add_parser("model", help="parameter counts and multiply-adds of a preset's model"))
     md.add_argument("--pretrained", action="store_true", help="build the pretrained start (may train it)")
     md.set_defaults(func=cmd_model)

@@ -21,6 +21,19 @@ def smoke_cfg(cache_dir, tmp_path_factory):
     return make_config("smoke", cache_dir=cache_dir, results_dir=str(tmp_path_factory.mktemp("results")))
 
 
+@pytest.fixture()
+def public_only(monkeypatch):
+    """An instrumented SynthPose: reading the private or the val split fails the test."""
+    from dphpe_core import data as data_mod
+    real = data_mod._synthpose
+
+    def guarded(cfg, split, n):
+        if split != "public":
+            raise AssertionError(f"the {split} split was read")
+        return real(cfg, split, n)
+    monkeypatch.setattr(data_mod, "_synthpose", guarded)
+
+
 @pytest.fixture(scope="session")
 def smoke_bundle(smoke_cfg):
     from dphpe_core import build_data

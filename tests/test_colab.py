@@ -1,7 +1,7 @@
 import types
 
 from dphpe_core import make_config
-from dphpe_core.colab import INSTALL, in_colab, setup
+from dphpe_core.colab import colab_link, in_colab, repository_url, setup, sync_notebooks
 
 
 def test_outside_colab_nothing_changes():
@@ -25,11 +25,30 @@ def test_colab_without_a_gpu_says_how_to_get_one():
     assert make_config("embedded", **r["overrides"]).device == "cpu"
 
 
-def test_every_notebook_opens_with_the_badge_and_the_colab_cell():
+def test_every_notebook_opens_with_the_badge_and_the_colab_cell_from_the_one_address():
     import json
     from pathlib import Path
-    for path in sorted(Path(__file__).parents[1].joinpath("notebooks").glob("*.ipynb")):
+    repo = Path(__file__).parents[1]
+    url = repository_url(repo)
+    for path in sorted(repo.joinpath("notebooks").glob("*.ipynb")):
         cells = json.loads(path.read_text())["cells"]
-        assert "colab.research.google.com" in "".join(cells[0]["source"]), path.name
+        assert colab_link(url, f"notebooks/{path.name}") in "".join(cells[0]["source"]), path.name
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-        assert '"google.colab" in sys.modules' in code[0] and INSTALL in code[0] and "setup(" in code[0], path.name
+        assert '"google.colab" in sys.modules' in code[0] and f'"dphpe @ git+{url}"' in code[0], path.name
+        assert "setup(" in code[0], path.name
+
+
+def test_a_fork_changes_one_line(tmp_path):
+    import shutil
+    from pathlib import Path
+    repo = Path(__file__).parents[1]
+    shutil.copytree(repo / "notebooks", tmp_path / "notebooks")
+    text = (repo / "_config.yml").read_text().replace(repository_url(repo), "https://github.com/someone/fork")
+    (tmp_path / "_config.yml").write_text(text)
+    changed = sync_notebooks(tmp_path)
+    assert len(changed) == len(list((repo / "notebooks").glob("*.ipynb")))
+    for path in changed:
+        body = path.read_text()
+        assert "someone/fork" in body and "dphpe/dphpe" not in body
+    assert sync_notebooks(tmp_path) == []                      # idempotent
+    assert sync_notebooks(repo) == []                          # the committed notebooks are in sync

@@ -27,15 +27,7 @@ def test_the_start_is_stored_with_its_provenance_and_reused(smoke_cfg, monkeypat
     assert pretrain_key(smoke_cfg.replace(pretrain_epochs=2)) != pretrain_key(smoke_cfg)
 
 
-def test_pretraining_reads_no_private_or_val_crop(smoke_cfg, tmp_path, monkeypatch):
-    from dphpe_core import data as data_mod
-    real = data_mod._synthpose
-
-    def public_only(cfg, split, n):
-        if split != "public":
-            raise AssertionError(f"the pretraining read the {split} split")
-        return real(cfg, split, n)
-    monkeypatch.setattr(data_mod, "_synthpose", public_only)
+def test_pretraining_reads_no_private_or_val_crop(smoke_cfg, tmp_path, public_only):
     pretrained_state(smoke_cfg.replace(results_dir=str(tmp_path)), progress=False)
     build_model(smoke_cfg.replace(results_dir=str(tmp_path), strategy="scratch"))
 

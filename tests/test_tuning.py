@@ -27,15 +27,7 @@ def test_split_source_refuses_an_empty_part(smoke_bundle):
         split_source(smoke_bundle.public.source, {"a": 1.0, "b": 0.0}, seed=0)
 
 
-def test_tuning_reads_no_private_or_val_crop_and_chooses_the_best_candidate(smoke_cfg, tmp_path, monkeypatch):
-    from dphpe_core import data as data_mod
-    real = data_mod._synthpose
-
-    def public_only(cfg, split, n):
-        if split != "public":
-            raise AssertionError(f"the tuning read the {split} split")
-        return real(cfg, split, n)
-    monkeypatch.setattr(data_mod, "_synthpose", public_only)
+def test_tuning_reads_no_private_or_val_crop_and_chooses_the_best_candidate(smoke_cfg, tmp_path, public_only):
     out = tune("smoke", progress=False, cache_dir=smoke_cfg.cache_dir, results_dir=str(tmp_path))
     assert [(r["method"], r["field"], r["value"]) for r in out["rows"]] == \
         [(m, f, v) for m, f, values in STAGES for v in candidates(smoke_cfg, f, values)]
