@@ -120,12 +120,12 @@ def pckh_example(item, pred, *, threshold: float = 0.5):
     err = np.linalg.norm(pred - gt, axis=1)
     counts = lab.copy()
     counts[list(EXCLUDED_FROM_MEAN)] = False
-    table = pd.DataFrame(dict(joint=JOINT_NAMES, labelled=lab, counts_in_mean=counts, error_px=err,
-                              error_over_head=err / head, correct=(err / head <= threshold) & lab))
+    table = pd.DataFrame(dict(labelled=lab, counts_in_mean=counts, error_px=err, error_over_head=err / head,
+                              correct=(err / head <= threshold) & lab), index=pd.Index(JOINT_NAMES, name="joint"))
     fig, ax = plt.subplots(figsize=(4.5, 6.0))
     draw_pose(ax, item["image"], gt, lab)
     for k in np.flatnonzero(lab):
-        ok = table.correct[k]
+        ok = table.correct.iloc[k]
         ax.add_patch(Circle(gt[k], threshold * head, fill=False, ec="#2ca02c" if ok else "#d62728", lw=0.8))
         ax.plot(*pred[k], "x", color="#2ca02c" if ok else "#d62728", ms=5, mew=1.5)
     ax.set_title(f"PCKh@{threshold}: circles of radius {threshold} x head size", fontsize=8)

@@ -192,6 +192,15 @@ def seed_stats(df, by: list[str], value: str = "pckh_mean"):
     return out
 
 
+def ci_text(half: float, digits: int = 1) -> str:
+    """'± 1.2, 95% interval over seeds', or what a single seed allows.
+
+    >>> ci_text(1.234), ci_text(float("nan"))
+    ('± 1.2, 95% interval over seeds', 'a single seed: no interval')
+    """
+    return "a single seed: no interval" if half != half else f"± {half:.{digits}f}, 95% interval over seeds"
+
+
 def mean_ci_text(stats, value: str = "mean", err: str = "ci95", digits: int = 1):
     """'61.2 ± 1.4' per row of seed_stats (the mean alone where there is one seed)."""
     return [f"{m:.{digits}f}" + ("" if e != e else f" ± {e:.{digits}f}") for m, e in zip(stats[value], stats[err])]
