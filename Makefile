@@ -24,6 +24,7 @@ book: $(STAMP)
 	rm -rf book/_generated
 	$(VENV)/bin/dphpe tune --preset $(PRESET) $(FRESH_FLAG)
 	$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS) $(FRESH_FLAG)
+	$(VENV)/bin/dphpe audit --preset $(PRESET) --all $(FRESH_FLAG)
 	$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json
 	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going

@@ -176,7 +176,13 @@ def cmd_tune(args) -> None:
 
 
 def cmd_audit(args) -> None:
-    from .audit import run_audit, save_audit
+    from .audit import audit_book, audit_table, run_audit, save_audit
+    if args.all:
+        audits = audit_book(args.preset, canaries=args.canaries, fresh=args.fresh, **_parse_sets(args.set or []))
+        print(audit_table(audits).to_string())
+        return
+    if not args.method:
+        raise SystemExit("dphpe audit: give --method (one audit) or --all (the preset's audits for the book)")
     args.set = (args.set or []) + [f"method={args.method}", f"fdp_public={args.fdp_public}"]
     r = run_audit(_cfg(args), canaries=args.canaries, seed=args.seed, accounting=args.accounting,
                   sabotage=args.sabotage)
@@ -247,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--fresh", action="store_true", help="run it again even when it is stored")
     tu.set_defaults(func=cmd_tune)
     au = with_config(sub.add_parser("audit", help="one-run privacy audit: canaries through a method's mechanism"))
-    au.add_argument("--method", required=True, choices=[m for m in config_mod.METHODS if m != "nonprivate"])
+    au.add_argument("--method", choices=[m for m in config_mod.METHODS if m != "nonprivate"])
+    au.add_argument("--all", action="store_true", help="the preset's audits for the book (stored, reused)")
+    au.add_argument("--fresh", action="store_true", help="with --all: run them again")
     au.add_argument("--fdp-public", default="independent", choices=config_mod.FDP_PUBLIC)
     au.add_argument("--canaries", type=int, default=1000)
     au.add_argument("--seed", type=int, default=0)

@@ -69,6 +69,8 @@ def smoke_book(tmp_path_factory):
     results_dir = root / "results"
     tune("smoke", progress=False, results_dir=str(results_dir))
     sweep("smoke", jobs=1, progress=False, results_dir=str(results_dir))
+    from dphpe_core.audit import audit_book
+    audit_book("smoke", progress=False, results_dir=str(results_dir))
     executed = run_notebooks("smoke", root / "book", repo=REPO, results_dir=results_dir, jobs=2)
     return root, executed
 
