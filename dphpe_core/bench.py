@@ -110,3 +110,64 @@ def format_steps(result: dict) -> str:
         lines.append(f"subspace refresh: {1000 * result['subspace_refresh_s']:.0f} ms "
                      f"({100 * result['refresh_share_of_step']:.1f}% of a pdp step, amortised)")
     return "\n".join(lines)
+
+
+# -- the GPU path ----------------------------------------------------------------------------------
+
+def paper_stand_in(tmp_dir) -> dict:
+    """Overrides that time the paper preset's model and input (TinyViT-5M at 256 x 192) without MPII,
+    COCO or a checkpoint: SynthPose crops at that size and a random start saved to `tmp_dir`."""
+    import torch
+
+    from .model import PoseModel
+    path = f"{tmp_dir}/random-5m.pt"
+    torch.manual_seed(0)
+    torch.save(PoseModel("5m", (256, 192), 2.0).state_dict(), path)
+    return dict(dataset="synthpose", public_dataset="synthpose", n_private=2048, n_public=512, n_val=64,
+                pretrained_path=path, num_workers=0, delta=1e-5)
+
+
+def cuda_matches_cpu(*, clip_norm: float = 0.1) -> float:
+    """Largest relative difference between the clipped per-sample gradient sums of one smoke batch on
+    CUDA and on the CPU, in float64 (the very code path the trainers use)."""
+    import torch
+
+    from .config import make_config
+    from .data import build_data, collate
+    from .mechanisms import clipped_grad_sum
+    from .model import PoseModel, set_strategy
+    cfg = make_config("smoke", device="cpu")
+    batch = collate(build_data(cfg).private_train.without_augmentation().batch(range(16)))
+    torch.manual_seed(0)
+    model = set_strategy(PoseModel("smoke", (cfg.input_h, cfg.input_w), cfg.simcc_split), "full").double()
+    tensors = {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()}
+    cpu = clipped_grad_sum(model, tensors, clip_norm)
+    gpu = clipped_grad_sum(model.cuda(), {k: v.cuda() if torch.is_tensor(v) else v for k, v in tensors.items()},
+                           clip_norm)
+    return max(float((gpu[k].cpu() - cpu[k]).abs().max() / cpu[k].abs().max().clamp_min(1e-30)) for k in cpu)
+
+
+def gpu_check(*, batches=(32, 64, 128, 256, 512, 1024), steps: int = 10) -> dict:
+    """What `bench/gpu_check.sh` prints: CUDA's clipped sums against the CPU's, then one step of every
+    method for the embedded preset (its batch) and for the paper's model at 256 x 192 (batch 32 and
+    up, until memory runs out), with images per second and peak memory."""
+    import tempfile
+
+    import torch
+    if not torch.cuda.is_available():
+        raise ValueError("gpu_check needs a CUDA device; none is available here")
+    out = {"device": torch.cuda.get_device_name(0), "relative_difference_cuda_vs_cpu": cuda_matches_cpu()}
+    out["embedded"] = [bench_steps("embedded", steps=steps, device="cuda")]
+    out["paper"] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        stand_in = paper_stand_in(tmp)
+        for strategy in ("finetune", "full"):
+            for b in batches:
+                try:
+                    out["paper"].append(bench_steps("paper", steps=steps, device="cuda", strategy=strategy,
+                                                    expected_batch_size=b, **stand_in))
+                except torch.cuda.OutOfMemoryError:
+                    torch.cuda.empty_cache()
+                    out["paper"].append({"strategy": strategy, "batch": b, "out_of_memory": True})
+                    break
+    return out

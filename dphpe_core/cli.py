@@ -91,6 +91,20 @@ def cmd_bench(args) -> None:
         print(f"wrote {args.json}")
 
 
+def cmd_bench_gpu(args) -> None:
+    from .bench import format_steps, gpu_check
+    result = gpu_check(steps=args.steps)
+    print(f"{result['device']}: clipped per-sample sums, CUDA against CPU (float64, smoke model): largest "
+          f"relative difference {result['relative_difference_cuda_vs_cpu']:.2e}")
+    for run in result["embedded"] + result["paper"]:
+        print(f"{run['strategy']}, batch {run['batch']}: out of memory" if run.get("out_of_memory")
+              else format_steps(run))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+
+
 def cmd_bench_data(args) -> None:
     from .bench import bench_synthpose
     result = bench_synthpose(args.n, height=args.height, width=args.width, workers=args.workers)
@@ -282,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--warmup", type=int, default=3)
     bn.add_argument("--json", help="also write the figures to this file")
     bn.set_defaults(func=cmd_bench)
+    bg = sub.add_parser("bench-gpu", help="the CUDA path: exactness against the CPU, step times, peak memory")
+    bg.add_argument("--steps", type=int, default=10)
+    bg.add_argument("--json", help="also write the figures to this file")
+    bg.set_defaults(func=cmd_bench_gpu)
     bd = sub.add_parser("bench-data", help="SynthPose rendering throughput")
     bd.add_argument("--n", type=int, default=4096)
     bd.add_argument("--height", type=int, default=128)
