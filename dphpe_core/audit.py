@@ -181,12 +181,13 @@ class Canaries:
             idx = sampled.nonzero().flatten()
             rows = torch.zeros(len(idx), self.m)
             rows[torch.arange(len(idx)), idx] = CANARY_SCALE * clip_norm * sign[idx]
+            rows = rows.to(priv.device)
             n_real = _rows(params, (priv, pub))
             for p in params:
                 if p is priv:
-                    p.grad_sample = torch.cat([torch.zeros(n_real, *p.shape), rows.view(-1, *p.shape)])
+                    p.grad_sample = torch.cat([p.new_zeros(n_real, *p.shape), rows.view(-1, *p.shape)])
                 elif p is pub:
-                    p.grad_sample = torch.zeros(n_real + len(idx), *p.shape)
+                    p.grad_sample = p.new_zeros(n_real + len(idx), *p.shape)
                 else:
                     p.grad_sample = torch.cat([p.grad_sample, p.grad_sample.new_zeros(len(idx), *p.shape)])
             if pub is not None:
@@ -195,17 +196,17 @@ class Canaries:
                 grads = opt.public_grads if opt.public_grads is not None else [torch.zeros_like(q) for q in params]
                 grads = [g.clone() for g in grads]
                 # a canary's public gradient has the norm of its raw gradient (10 C), averaged over a batch
-                grads[_index(params, pub)] = (in_public.float() * self.public_norm).view(pub.shape)
+                grads[_index(params, pub)] = (in_public.float() * self.public_norm).view(pub.shape).to(pub.device)
                 opt.public_grads = grads
             return original_pre_step(closure)
 
         self.public_norm = CANARY_SCALE * clip_norm / opt.expected_batch_size
         self.public_level = self.public_norm * opt.public_weight        # what it adds to the update
         opt.pre_step = pre_step
-        opt.release_hook = lambda grads: self.released.append(grads[_index(params, priv)].detach().flatten().clone())
+        opt.release_hook = lambda grads: self.released.append(grads[_index(params, priv)].detach().flatten().to("cpu", copy=True))
         if pub is not None:
             opt.original_optimizer.register_step_pre_hook(
-                lambda *_: self.public_seen.append(pub.grad.detach().flatten().clone()))
+                lambda *_: self.public_seen.append(pub.grad.detach().flatten().to("cpu", copy=True)))
         if sabotage == "no-clip":
             original_clip = opt.clip_and_accumulate
 
@@ -265,8 +266,6 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
     t0 = time.perf_counter()
     cfg = cfg.replace(max_physical_batch_size=0)
     device = resolve_device(cfg)
-    if device.type != "cpu":
-        raise ValueError("the audit runs on the CPU (its canary rows are built there); pass device='cpu'")
     data = build_data(cfg)
     model = build_model(cfg)
     feature = cfg.method in ("fdp", "hybrid") and cfg.fdp_public != "public-set"
@@ -275,6 +274,7 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
     can = Canaries(canaries, pairs=feature, public_channel=channel, public_rate=cfg.expected_batch_size / n,
                    seed=seed + 7)
     can.attach(model)
+    model.to(device)
     box = {}
 
     def on_mechanism(mech):
@@ -350,7 +350,7 @@ def audit_book(preset: str, *, canaries: int = 1000, fresh: bool = False, progre
     out = []
     for method, public, accounting, sabotage in AUDITS:
         cfg = make_config(preset, **{**AUDIT_OVERRIDES.get(preset, {}), **AUDIT_CELL, **overrides,
-                                     "method": method, "fdp_public": public, "device": "cpu"})
+                                     "method": method, "fdp_public": public})
         path = audit_path(cfg, canaries=canaries, seed=0, accounting=accounting, sabotage=sabotage)
         if path.is_file() and not fresh:
             out.append(load_audit(path))
