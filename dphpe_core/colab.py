@@ -1,11 +1,12 @@
-"""The notebooks' first cell: on Google Colab, check the runtime and pick the GPU.
+"""The notebooks' first cell: on Google Colab, fetch the repository, install it, pick the GPU.
 
     from dphpe_core.colab import setup; runtime = setup()
 
-The notebooks install the package themselves on Colab (one pip line guarded by
-`"google.colab" in sys.modules`, before this module can be imported); `setup` then reports what
-the runtime offers and returns the config overrides that use it. Outside Colab it changes
-nothing and says so in one line.
+Every notebook opens with the same cell (`COLAB_CELL`, written by `dphpe sync-notebooks`). On
+Colab it clones the repository, with the committed records of the embedded study, works inside
+the clone (so that `results/` is the repository's) and installs the package with its pinned
+dependencies; `setup` then reports what the runtime offers and returns the config overrides that
+use it. Outside Colab the cell changes nothing and says so in one line.
 """
 
 from __future__ import annotations
@@ -15,10 +16,29 @@ import sys
 from pathlib import Path
 
 # The repository's address lives in _config.yml (repository.url). The notebooks' Colab badge and
-# install line are written from it by `dphpe sync-notebooks` (a test checks they agree), so a fork
+# first cell are written from it by `dphpe sync-notebooks` (a test checks they agree), so a fork
 # changes one line and runs that command.
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"]+")
-INSTALL_LINE = re.compile(r'"dphpe @ git\+[^"]+"')
+COLAB_CELL = """\
+import os
+import subprocess
+import sys
+
+REPOSITORY = "{url}"
+if "google.colab" in sys.modules:  # on Colab: the repository with its study records, installed (a few minutes)
+    if not os.path.isfile("dphpe_core/colab.py"):
+        folder = REPOSITORY.rsplit("/", 1)[-1]
+        if not os.path.isdir(folder):
+            subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, folder], check=True)
+        os.chdir(folder)  # results/ is now the repository's: its committed records are read, not retrained
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        version("dphpe")
+    except PackageNotFoundError:  # if pip then asks to restart the runtime, do so and run this cell again
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "."], check=True)
+from dphpe_core.colab import setup
+
+runtime = setup()"""
 
 
 def repository_url(repo=".") -> str:
@@ -38,9 +58,14 @@ def colab_link(url: str, notebook: str, branch: str = "main") -> str:
     return f"https://colab.research.google.com/github/{url.split('github.com/', 1)[-1]}/blob/{branch}/{notebook}"
 
 
+def colab_cell(url: str) -> str:
+    """The first code cell of every notebook, for the repository at `url`."""
+    return COLAB_CELL.format(url=url)
+
+
 def sync_notebooks(repo=".") -> list[Path]:
-    """Write the repository's address from _config.yml into every notebook's badge and install line;
-    the notebooks that changed."""
+    """Write the repository's address from _config.yml into every notebook's badge and its first
+    code cell (`COLAB_CELL`); the notebooks that changed."""
     import nbformat
     repo = Path(repo)
     url = repository_url(repo)
@@ -50,7 +75,11 @@ def sync_notebooks(repo=".") -> list[Path]:
         before = [c.source for c in nb.cells]
         for cell in nb.cells:
             cell.source = BADGE.sub(colab_link(url, f"notebooks/{path.name}"), cell.source)
-            cell.source = INSTALL_LINE.sub(f'"dphpe @ git+{url}"', cell.source)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        if not code or "google.colab" not in code[0].source:
+            raise ValueError(f"{path}: its first code cell is not the Colab cell; expected every notebook to open "
+                             f"with it (dphpe_core.colab.COLAB_CELL)")
+        code[0].source = colab_cell(url)
         if [c.source for c in nb.cells] != before:
             nbformat.write(nb, path)
             changed.append(path)

@@ -213,3 +213,22 @@ def sweep(preset: str, *, jobs: int = 1, progress: bool = True, fresh: bool = Fa
     configs = grid_configs(preset, **overrides)
     runs = run_sweep(configs, jobs=jobs, progress=progress, fresh=fresh)
     return write_summary(runs, Path(configs[0].results_dir) / preset / "summary.csv")
+
+
+def study_summary(preset: str, *, results_dir: str = "results", progress: bool = True, **overrides):
+    """The study's summary for the notebooks (results.read_summary): results/<preset>/summary.csv as the
+    sweep wrote it, or, where there is none (a fresh clone, a Colab runtime), one built from the run
+    records under results_dir (the committed ones for the embedded study), every run of the grid that
+    has no record trained first on the configured device (`overrides`, e.g. device='cuda')."""
+    from . import results
+    path = Path(results_dir) / preset / "summary.csv"
+    if not path.is_file():
+        configs = grid_configs(preset, results_dir=results_dir, **overrides)
+        missing = sum(not results.run_path(c).is_file() for c in configs)
+        if missing:
+            cost = sum(relative_cost(c) for c in configs if not results.run_path(c).is_file())
+            print(f"{missing} of the {len(configs)} runs of the {preset} study have no record under {results_dir}: "
+                  f"training them now ({cost:.0f} non-private-finetuning-run equivalents; `dphpe bench` gives a "
+                  f"step's time here).", flush=True)
+        write_summary(run_sweep(configs, progress=progress), path)
+    return results.read_summary(path)

@@ -1,7 +1,7 @@
 import types
 
 from dphpe_core import make_config
-from dphpe_core.colab import colab_link, in_colab, repository_url, setup, sync_notebooks
+from dphpe_core.colab import colab_cell, colab_link, in_colab, repository_url, setup, sync_notebooks
 
 
 def test_outside_colab_nothing_changes():
@@ -34,8 +34,8 @@ def test_every_notebook_opens_with_the_badge_and_the_colab_cell_from_the_one_add
         cells = json.loads(path.read_text())["cells"]
         assert colab_link(url, f"notebooks/{path.name}") in "".join(cells[0]["source"]), path.name
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-        assert '"google.colab" in sys.modules' in code[0] and f'"dphpe @ git+{url}"' in code[0], path.name
-        assert "setup(" in code[0], path.name
+        assert code[0] == colab_cell(url), path.name
+        assert f'REPOSITORY = "{url}"' in code[0] and "git\", \"clone" in code[0] and "runtime = setup()" in code[0]
 
 
 def test_a_fork_changes_one_line(tmp_path):
@@ -52,3 +52,18 @@ def test_a_fork_changes_one_line(tmp_path):
         assert "someone/fork" in body and "dphpe/dphpe" not in body
     assert sync_notebooks(tmp_path) == []                      # idempotent
     assert sync_notebooks(repo) == []                          # the committed notebooks are in sync
+
+
+def test_a_notebook_without_the_colab_cell_is_refused(tmp_path):
+    import shutil
+
+    import nbformat
+    import pytest
+    from pathlib import Path
+    repo = Path(__file__).parents[1]
+    shutil.copy(repo / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('no set-up here')")])
+    nbformat.write(nb, tmp_path / "notebooks" / "99_bare.ipynb")
+    with pytest.raises(ValueError, match="99_bare.ipynb: its first code cell is not the Colab cell"):
+        sync_notebooks(tmp_path)

@@ -89,3 +89,34 @@ def test_the_papers_numbers_match_the_reference_text():
     text = ref.read_text()
     for v in results.paper_results().pckh_mean:
         assert f"{v:g}" in text or f"{v:.1f}" in text or f"{v:.2f}" in text, v
+
+
+def test_the_notebooks_summary_reads_records_and_trains_only_what_is_missing(smoke_cfg, tmp_path, monkeypatch):
+    from dphpe_core import sweep as sweep_mod
+    from dphpe_core.config import Config
+    configs = [smoke_cfg.replace(results_dir=str(tmp_path), method=m, epsilon=2.0) for m in ("nonprivate", "dpsgd")]
+    monkeypatch.setattr(sweep_mod, "grid_configs", lambda preset, **o: [c.replace(**o) for c in configs])
+    first = sweep_mod.study_summary("smoke", results_dir=str(tmp_path), progress=False)    # nothing stored: trains
+    path = tmp_path / "smoke" / "summary.csv"
+    assert path.is_file() and sorted(first.method) == ["dpsgd", "nonprivate"]
+
+    def no_training(*a, **k):
+        raise AssertionError("trained a run that has a record")
+    monkeypatch.setattr(sweep_mod, "_run_one", no_training)
+    path.unlink()                                   # a fresh clone: records, no summary
+    again = sweep_mod.study_summary("smoke", results_dir=str(tmp_path), progress=False)
+    assert again.pckh_mean.tolist() == first.pckh_mean.tolist()
+
+    gone = results.run_path(configs[1])
+    kept = gone.read_bytes()
+    gone.unlink()
+    path.unlink()
+    started = []
+
+    def restore(cfg_dict, threads, fresh):
+        started.append(Config.from_dict(cfg_dict).hash())
+        gone.write_bytes(kept)
+        return {}
+    monkeypatch.setattr(sweep_mod, "_run_one", restore)
+    sweep_mod.study_summary("smoke", results_dir=str(tmp_path), progress=False)
+    assert started == [configs[1].hash()]
