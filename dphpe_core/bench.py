@@ -27,12 +27,46 @@ def bench_synthpose(n: int = 4096, *, height: int = 128, width: int = 96, worker
     return out
 
 
+class PeakMemory:
+    """The peak of the C allocator's live bytes while the block runs, above where it started (MB):
+    a thread samples `loop.allocated_bytes` every `every` seconds (torch's kernels release the GIL).
+    On a CPU this stands in for CUDA's peak-memory counter; off glibc it reports None."""
+
+    def __init__(self, every: float = 0.0005):
+        import threading
+        self.every, self.peak_mb, self._stop = every, None, threading.Event()
+
+    def _watch(self, start: int) -> None:
+        from .loop import allocated_bytes
+        top = start
+        while not self._stop.is_set():
+            top = max(top, allocated_bytes())
+            self._stop.wait(self.every)
+        self.peak_mb = (max(top, allocated_bytes()) - start) / 2**20
+
+    def __enter__(self):
+        import threading
+
+        from .loop import allocated_bytes
+        start = allocated_bytes()
+        self._thread = threading.Thread(target=self._watch, args=(start,), daemon=True) if start is not None else None
+        if self._thread:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+
 def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
                 methods=("nonprivate", "dpsgd", "pdp", "fdp", "hybrid"), **overrides) -> dict:
     """Time one optimizer step (public preparation, forward, backward, privatisation, update) per
     method on the same model start, data and batch of expected_batch_size crops, in one process,
     the methods interleaved; the median over `steps` steps after `warmup`. Also the subspace
-    refresh (pdp) and, on CUDA, each method's peak memory."""
+    refresh (pdp) and each method's peak memory during a step (CUDA's counter on a GPU; on a CPU
+    the C allocator's peak above the step's start, `PeakMemory`, sampled on the last step)."""
     import statistics
 
     import torch
@@ -41,7 +75,8 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
     from .data import build_data, collate
     from .mechanisms import make_optimizer, per_sample_gradients, per_sample_loss
     from .start import build_model
-    from .loop import resolve_device
+    from .loop import keep_freed_memory, resolve_device
+    keep_freed_memory()                       # as fit() does
     cfg = make_config(preset, **overrides)
     device = resolve_device(cfg)
     data = build_data(cfg)
@@ -61,6 +96,10 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             sync()
+            watch = PeakMemory() if device.type == "cpu" and i == warmup + steps - 1 else None
+            if watch:                         # from the state between steps: last step's buffers freed
+                mech.optimizer.zero_grad(set_to_none=True)
+                watch.__enter__()
             t = time.perf_counter()
             mech.optimizer.zero_grad(set_to_none=True)
             if mech.prepare is not None:
@@ -71,13 +110,17 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
             sync()
             if i >= warmup:
                 times[m].append(time.perf_counter() - t)
+            if watch:
+                watch.__exit__(None, None, None)
+                if watch.peak_mb is not None:
+                    peak[m] = watch.peak_mb
             if device.type == "cuda":
                 peak[m] = max(peak.get(m, 0.0), torch.cuda.max_memory_allocated() / 2**20)
     step_s = {m: statistics.median(v) for m, v in times.items()}
     out = {"preset": preset, "device": str(device), "batch": cfg.expected_batch_size, "threads": torch.get_num_threads(),
            "input": f"{cfg.input_h}x{cfg.input_w}", "model": cfg.model_size, "strategy": cfg.strategy,
            "step_s": step_s, "images_per_s": {m: cfg.expected_batch_size / s for m, s in step_s.items()},
-           "peak_mb": peak or None}
+           "peak_mb": peak or None, "peak_kind": "cuda allocated" if device.type == "cuda" else "cpu allocated, above the step's start"}
     if "nonprivate" in step_s:
         out["ratio"] = {m: s / step_s["nonprivate"] for m, s in step_s.items()}
     if "pdp" in mechs:
@@ -100,7 +143,7 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
 
 def format_steps(result: dict) -> str:
     lines = [f"{result['preset']} on {result['device']} ({result['threads']} threads), batch {result['batch']}, "
-             f"{result['input']}, model {result['model']}, {result['strategy']}",
+             f"{result['input']}, model {result['model']}, {result['strategy']}; peak: {result.get('peak_kind', '')}",
              f"{'method':<11}{'step (ms)':>11}{'ratio':>8}{'images/s':>10}{'peak MB':>9}"]
     for m, s in result["step_s"].items():
         peak = (result.get("peak_mb") or {}).get(m)
@@ -110,6 +153,11 @@ def format_steps(result: dict) -> str:
         lines.append(f"subspace refresh: {1000 * result['subspace_refresh_s']:.0f} ms "
                      f"({100 * result['refresh_share_of_step']:.1f}% of a pdp step, amortised)")
     return "\n".join(lines)
+
+
+def bench_strategies(preset: str = "embedded", *, strategies=("finetune", "full"), **kwargs) -> dict:
+    """bench_steps for each strategy, in one process, one after the other: {"runs": [...]}."""
+    return {"preset": preset, "runs": [bench_steps(preset, strategy=s, **kwargs) for s in strategies]}
 
 
 # -- the GPU path ----------------------------------------------------------------------------------

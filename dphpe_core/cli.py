@@ -75,16 +75,17 @@ def cmd_eval_mpii(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from .bench import bench_steps, format_steps
+    from .bench import bench_strategies, format_steps
     overrides = _parse_sets(args.set or [])
     if args.preset == "paper" and not __import__("torch").cuda.is_available():
         print("the paper preset on a CPU is slow: timing 3 steps after 1 warm-up", flush=True)
         args.steps, args.warmup = min(args.steps, 3), 1
+    strategies = (overrides.pop("strategy"),) if "strategy" in overrides else tuple(args.strategies.split(","))
     try:
-        result = bench_steps(args.preset, steps=args.steps, warmup=args.warmup, **overrides)
+        result = bench_strategies(args.preset, strategies=strategies, steps=args.steps, warmup=args.warmup, **overrides)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    print(format_steps(result))
+    print("\n\n".join(format_steps(run) for run in result["runs"]))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
@@ -294,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn = with_config(sub.add_parser("bench", help="time one training step per method (median, methods interleaved)"))
     bn.add_argument("--steps", type=int, default=20)
     bn.add_argument("--warmup", type=int, default=3)
+    bn.add_argument("--strategies", default="finetune,full",
+                    help="comma-separated strategies to time, one after the other (--set strategy=S: that one)")
     bn.add_argument("--json", help="also write the figures to this file")
     bn.set_defaults(func=cmd_bench)
     bg = sub.add_parser("bench-gpu", help="the CUDA path: exactness against the CPU, step times, peak memory")

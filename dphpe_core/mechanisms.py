@@ -27,6 +27,8 @@ from typing import Callable
 
 import torch
 from opacus import GradSampleModule
+from opacus.grad_sample.grad_sample_module import create_or_accumulate_grad_sample, promote_current_grad_sample
+from opacus.utils.module_utils import trainable_parameters
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
@@ -51,6 +53,41 @@ def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
+class PerSampleGradients(GradSampleModule):
+    """Opacus' GradSampleModule, keeping each layer's per-sample gradient as its grad sampler made it.
+
+    Opacus writes every per-sample gradient into a freshly zeroed buffer of the batch's length
+    (for packed sequences and layers used more than once); in this model each layer runs once
+    per forward pass on the whole batch, so that buffer only cost two passes over B x P floats
+    per step. The values are the same to the bit; any other case takes Opacus' own path.
+    """
+
+    def capture_backprops_hook(self, module, _forward_input, forward_output, loss_reduction, batch_first):
+        kind = self._get_module_type(module)
+        if not self.hooks_enabled or self.force_functorch or kind not in self.GRAD_SAMPLERS:
+            return super().capture_backprops_hook(module, _forward_input, forward_output, loss_reduction, batch_first)
+        backprops = forward_output[0].detach()
+        activations, backprops = self.rearrange_grad_samples(module=module, backprops=backprops,
+                                                             loss_reduction=loss_reduction, batch_first=batch_first)
+        for param, gs in self.GRAD_SAMPLERS[kind](module, activations, backprops).items():
+            if not param.requires_grad:
+                continue
+            if hasattr(param, "_current_grad_sample") or gs.shape[0] != module.max_batch_len:
+                create_or_accumulate_grad_sample(param=param, grad_sample=gs, max_batch_len=module.max_batch_len)
+            else:   # a fresh tensor of the sampler's (a view of the backprops would be copied)
+                shares = gs.untyped_storage().data_ptr() == backprops.untyped_storage().data_ptr()
+                param._current_grad_sample = gs.clone() if shares else gs
+        for _, p in trainable_parameters(module):
+            p._forward_counter -= 1
+            if p._forward_counter == 0:
+                promote_current_grad_sample(p)
+            if not self.grad_accumulation_allowed and isinstance(p.grad_sample, list) and len(p.grad_sample) > 1:
+                raise ValueError("Poisson sampling is not compatible with grad accumulation: call optimizer.step() "
+                                 "after every forward/backward pass")
+        if len(module.activations) == 0 and hasattr(module, "max_batch_len"):
+            del module.max_batch_len
+
+
 def wrap_for_per_sample_grads(model: nn.Module) -> GradSampleModule:
     """Opacus hooks on `model` (strict validation: refuses BatchNorm and other batch-mixing layers).
 
@@ -58,7 +95,7 @@ def wrap_for_per_sample_grads(model: nn.Module) -> GradSampleModule:
     """
     if isinstance(model, GradSampleModule):
         return model
-    return GradSampleModule(model, batch_first=True, loss_reduction="sum", strict=True)
+    return PerSampleGradients(model, batch_first=True, loss_reduction="sum", strict=True)
 
 
 def clipped_grad_sum(model: nn.Module, batch: dict, clip_norm: float) -> dict[str, torch.Tensor]:

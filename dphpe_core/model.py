@@ -61,32 +61,28 @@ def _channel_affine_grad_sample(layer, activations, backprops):
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d with an exact per-sample gradient (below) that is fast for the depthwise and
-    ungrouped layers of this model, zero padding; Opacus' generic one unfolds depthwise layers
-    at great cost."""
+    """nn.Conv2d with an exact per-sample gradient (below) that is fast for every layer of this
+    model (depthwise, strided, pointwise); zero padding only."""
 
 
 @register_grad_sampler(Conv2d)
 def _conv_grad_sample(layer, activations, backprops):
     x, g = activations[0], backprops
-    b, c = x.shape[:2]
-    depthwise = layer.groups == c == layer.out_channels
-    if layer.padding_mode != "zeros" or isinstance(layer.padding, str) or not (depthwise or layer.groups == 1):
-        raise NotImplementedError(f"per-sample gradients of {layer}: only zero-padded depthwise or ungrouped "
-                                  f"convolutions with numeric padding are supported")
+    if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+        raise NotImplementedError(f"per-sample gradients of {layer}: only zero-padded convolutions with numeric "
+                                  f"padding are supported")
+    b = x.shape[0]
     out = {}
     if layer.weight.requires_grad:
-        if depthwise:   # each (sample, channel) correlates its padded input with its output gradient
-            (ph, pw), (kh, kw) = layer.padding, layer.kernel_size
-            xp = F.pad(x, (pw, pw, ph, ph))
-            w = F.conv2d(xp.reshape(1, b * c, *xp.shape[2:]), g.reshape(b * c, 1, *g.shape[2:]),
-                         stride=layer.dilation, dilation=layer.stride, groups=b * c)
-            out[layer.weight] = w.view(b, c, 1, *w.shape[2:])[..., :kh, :kw]
-        else:           # (B, O, L) @ (B, L, I*kh*kw) over the L output positions
-            pointwise = layer.kernel_size == layer.stride == (1, 1) and layer.padding == (0, 0)
-            cols = x.flatten(2) if pointwise else F.unfold(x, layer.kernel_size, layer.dilation, layer.padding,
-                                                            layer.stride)
-            out[layer.weight] = torch.bmm(g.flatten(2), cols.transpose(1, 2)).view(b, *layer.weight.shape)
+        pointwise = layer.kernel_size == layer.stride == (1, 1) and layer.padding == (0, 0) and layer.groups == 1
+        if pointwise:   # (B, O, L) @ (B, L, I) over the L positions
+            out[layer.weight] = torch.bmm(g.flatten(2), x.flatten(2).transpose(1, 2)).view(b, *layer.weight.shape)
+        else:           # torch's own weight gradient of one convolution whose groups are the (sample, group) pairs
+            w = torch.nn.grad.conv2d_weight(
+                x.reshape(1, b * x.shape[1], *x.shape[2:]), (b * layer.out_channels, *layer.weight.shape[1:]),
+                g.reshape(1, b * layer.out_channels, *g.shape[2:]), layer.stride, layer.padding, layer.dilation,
+                b * layer.groups)
+            out[layer.weight] = w.view(b, *layer.weight.shape)
     if layer.bias is not None and layer.bias.requires_grad:
         out[layer.bias] = g.sum(dim=(2, 3))
     return out

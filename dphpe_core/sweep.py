@@ -103,7 +103,7 @@ def _run_one(cfg_dict: dict, threads: int, fresh: bool = False) -> dict:
 
 
 # Step time of each method relative to a non-private step (`dphpe bench`, embedded, rounded).
-_METHOD_COST = {"nonprivate": 1.0, "dpsgd": 1.6, "pdp": 1.8, "fdp": 2.8, "hybrid": 3.0}
+_METHOD_COST = {"nonprivate": 1.0, "dpsgd": 1.3, "pdp": 1.4, "fdp": 2.7, "hybrid": 2.7}
 
 
 def relative_cost(cfg: Config) -> float:

@@ -10,6 +10,7 @@ at integer coordinates in both frames. A flip also swaps MPII's left and right j
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -103,12 +104,36 @@ def to_display(x: torch.Tensor) -> np.ndarray:
     return (x.detach().cpu() * std + mean).clamp(0, 1).movedim(-3, -1).numpy()
 
 
+@functools.lru_cache(maxsize=32)
+def _blur_matrix(n: int, kernel: int, sigma: float, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """(n, n) matrix M with (v @ M) = v convolved with the 1-D Gaussian, the border reflected."""
+    half = (kernel - 1) / 2
+    k1 = torch.exp(-0.5 * (torch.linspace(-half, half, kernel, dtype=torch.float64) / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    m = torch.zeros(n, n, dtype=torch.float64)
+    for j in range(n):
+        for t in range(kernel):
+            i = abs(j + t - kernel // 2)                    # reflect at 0 ...
+            i = 2 * (n - 1) - i if i > n - 1 else i         # ... and at n - 1 (no edge repeat)
+            m[i, j] += k1[t]
+    return m.to(dtype=dtype, device=device)
+
+
 def blur(x: torch.Tensor, *, kernel: int, sigma: float) -> torch.Tensor:
     """psi(x): the public, blurred view of a batch (B, 3, H, W) or an image (3, H, W).
 
+    torchvision's Gaussian blur (the same kernel, the border reflected), computed as two matrix
+    products: a Gaussian kernel is the outer product of two 1-D ones, and a 1-D convolution with a
+    reflected border is a fixed (n, n) matrix. So this equals TF.gaussian_blur up to float
+    rounding (tested) at a tenth of its time here; feature DP blurs a batch at every step.
     Blurring commutes with the per-channel normalisation (the kernel sums to one and the border
     is reflected), so it may be applied to normalised tensors.
     """
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"blur kernel must be odd and >= 1, got {kernel}")
-    return TF.gaussian_blur(x, kernel_size=[kernel, kernel], sigma=[sigma, sigma])
+    h, w = x.shape[-2:]
+    if kernel // 2 >= min(h, w):
+        raise ValueError(f"blur kernel {kernel} is too large for a {h} x {w} image (its half must be smaller)")
+    cols = _blur_matrix(w, kernel, float(sigma), x.dtype, str(x.device))
+    rows = _blur_matrix(h, kernel, float(sigma), x.dtype, str(x.device)).T
+    return torch.matmul(rows, x @ cols)

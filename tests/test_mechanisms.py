@@ -173,3 +173,25 @@ def test_physical_batches_give_the_same_step_as_one_logical_batch(method, smoke_
     assert any(not torch.equal(p, q) for p, q in zip(after[0], start))
     for p, q in zip(*after):
         assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "full"])
+def test_per_sample_gradients_are_opacus_own_to_the_bit(strategy):
+    """PerSampleGradients skips Opacus' zeroed copy of each per-sample gradient: same values, bit for bit."""
+    from opacus import GradSampleModule
+
+    from dphpe_core.mechanisms import PerSampleGradients
+    torch.manual_seed(0)
+    model = set_strategy(PoseModel("embedded", (64, 48), 2.0), strategy)
+    batch = make_batch(64, 48, 6)
+    grads = []
+    for cls in (GradSampleModule, PerSampleGradients):
+        gsm = cls(model, batch_first=True, loss_reduction="sum", strict=True)
+        per_sample_loss(gsm, batch).sum().backward()
+        grads.append({n: p.grad_sample.clone() for n, p in model.named_parameters() if p.requires_grad})
+        for p in model.parameters():
+            p.grad, p.grad_sample = None, None
+        gsm.remove_hooks()
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        assert torch.equal(grads[0][name], grads[1][name]), name

@@ -116,7 +116,8 @@ def test_calibration_standardises_every_affine_on_its_batch():
 
 @pytest.mark.parametrize("cin, cout, k, stride, pad, groups, dilation, bias", [
     (6, 6, 3, 1, 1, 6, 1, False), (6, 6, 3, 2, 1, 6, 1, True), (6, 6, 3, 1, 2, 6, 2, False),
-    (4, 5, 1, 1, 0, 1, 1, True), (3, 4, 3, 2, 1, 1, 1, False), (3, 4, 3, 1, 2, 1, 2, True)])
+    (4, 5, 1, 1, 0, 1, 1, True), (3, 4, 3, 2, 1, 1, 1, False), (3, 4, 3, 1, 2, 1, 2, True),
+    (4, 6, 3, 2, 1, 2, 1, True), (4, 4, 1, 1, 0, 2, 1, False), (3, 4, 2, (2, 1), (0, 1), 1, 1, True)])
 def test_conv_per_sample_gradients_equal_single_sample_gradients(cin, cout, k, stride, pad, groups, dilation, bias):
     from opacus import GradSampleModule
 
@@ -137,10 +138,10 @@ def test_conv_per_sample_gradients_equal_single_sample_gradients(cin, cout, k, s
     gsm.remove_hooks()
 
 
-def test_conv_per_sample_gradients_refuse_grouped_convolutions():
+def test_conv_per_sample_gradients_refuse_other_padding_modes():
     from opacus import GradSampleModule
 
     from dphpe_core.model import Conv2d
-    gsm = GradSampleModule(Conv2d(4, 4, 3, groups=2))
-    with pytest.raises(NotImplementedError, match="depthwise or ungrouped"):
+    gsm = GradSampleModule(Conv2d(4, 4, 3, padding=1, padding_mode="reflect"))
+    with pytest.raises(NotImplementedError, match="only zero-padded convolutions"):
         gsm(torch.randn(2, 4, 5, 5)).sum().backward()

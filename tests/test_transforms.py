@@ -64,9 +64,25 @@ def test_blur_keeps_constants_and_commutes_with_normalisation():
     assert blur(img, kernel=7, sigma=2.0).std() < img.std()
 
 
+@pytest.mark.parametrize("kernel,sigma,shape", [(7, 2.5, (4, 3, 64, 48)), (25, 10.0, (2, 3, 256, 192)),
+                                                 (3, 0.75, (3, 17, 11)), (1, 1.0, (1, 3, 8, 8))])
+def test_blur_is_torchvisions_gaussian_blur(kernel, sigma, shape):
+    """The two 1-D passes give torchvision's 2-D Gaussian blur (the same kernel and border)."""
+    from torchvision.transforms.v2 import functional as TF
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(kernel))
+    ours = blur(x, kernel=kernel, sigma=sigma)
+    ref = TF.gaussian_blur(x, kernel_size=[kernel, kernel], sigma=[sigma, sigma])
+    assert ours.shape == x.shape and torch.allclose(ours, ref, atol=2e-6, rtol=0), (ours - ref).abs().max()
+    wide = blur(x.double(), kernel=kernel, sigma=sigma)
+    assert wide.dtype == torch.float64 and torch.allclose(wide, TF.gaussian_blur(x.double(), [kernel, kernel], [sigma, sigma]),
+                                                          atol=1e-12, rtol=0)
+
+
 def test_blur_refuses_even_kernels():
     with pytest.raises(ValueError, match="odd"):
         blur(torch.zeros(3, 8, 8), kernel=4, sigma=1.0)
+    with pytest.raises(ValueError, match="too large for a 8 x 6 image"):
+        blur(torch.zeros(3, 8, 6), kernel=13, sigma=1.0)
 
 
 def test_crop_width_must_be_positive():
