@@ -29,7 +29,7 @@ from . import simcc
 from .config import Config
 from .pckh import head_size_from_box
 from .sources import Sample, derived_head_box
-from .transforms import (FLIP_PERM, IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_affine, invert_affine,
+from .transforms import (FLIP_PERM, IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_affine,
                          sample_jitter, swap_left_right, to_model_input, warp_image)
 
 
@@ -132,12 +132,22 @@ _MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
+def invert_affines(m: np.ndarray) -> np.ndarray:
+    """(B, 3, 3) inverses of (B, 2, 3) affine matrices, last row exactly (0, 0, 1): `invert_affine`
+    of each, in one batched call (numpy runs the same LAPACK routine per matrix: the same bits)."""
+    m = np.asarray(m, np.float64)
+    bottom = np.broadcast_to(np.array([0.0, 0.0, 1.0]), (len(m), 1, 3))
+    inv = np.linalg.inv(np.concatenate([m, bottom], axis=1))
+    inv[:, 2] = (0.0, 0.0, 1.0)
+    return inv
+
+
 def _warp_batch(images: torch.Tensor, m: np.ndarray, out_size: tuple[int, int]) -> torch.Tensor:
     """uint8 (B, H0, W0, 3) source images warped by source-to-crop matrices (B, 2, 3) into normalised
     (B, 3, H, W) crops: bilinear, black outside the source, integer pixel centres (as `warp_image`)."""
     out_h, out_w = out_size
     h0, w0 = images.shape[1:3]
-    inv = np.stack([np.vstack([invert_affine(x), [0, 0, 1]]) for x in m])                # crop -> source pixels
+    inv = invert_affines(m)                                                                 # crop -> source pixels
     to_norm = lambda w, h: np.array([[2 / (w - 1), 0, -1], [0, 2 / (h - 1), -1], [0, 0, 1]])  # noqa: E731
     theta = to_norm(w0, h0) @ inv @ np.linalg.inv(to_norm(out_w, out_h))
     grid = torch.nn.functional.affine_grid(torch.as_tensor(theta[:, :2], dtype=torch.float32),

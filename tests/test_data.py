@@ -127,3 +127,16 @@ def test_loaders_take_whole_batches_and_empty_ones(smoke_bundle):
     from dphpe_core.data import collate
     assert collate([]) is None and collate({"image": 1}) == {"image": 1}
     assert collate(smoke_bundle.val.batch([])) is None
+
+
+def test_batched_affine_inverses_are_the_single_ones_to_the_bit():
+    import numpy as np
+
+    from dphpe_core.data import invert_affines
+    from dphpe_core.transforms import crop_affine, invert_affine
+    rng = np.random.default_rng(0)
+    m = np.stack([crop_affine(rng.uniform(10, 50, 2), rng.uniform(20, 90), (64, 48), rotation_deg=rng.uniform(-60, 60),
+                              flip=bool(rng.integers(2))) for _ in range(300)])
+    batched = invert_affines(m)
+    singles = np.stack([np.vstack([invert_affine(x), [0, 0, 1]]) for x in m])
+    assert np.array_equal(batched, singles)
