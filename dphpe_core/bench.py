@@ -76,9 +76,10 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
     from .mechanisms import make_optimizer, per_sample_gradients, per_sample_loss
     from .start import build_model
     from .loop import keep_freed_memory, resolve_device
-    keep_freed_memory()                       # as fit() does
     cfg = make_config(preset, **overrides)
     device = resolve_device(cfg)
+    if device.type == "cpu":                  # as fit() does
+        keep_freed_memory()
     data = build_data(cfg)
     batch = {k: v.to(device) if torch.is_tensor(v) else v
              for k, v in collate(data.private_train.batch(range(cfg.expected_batch_size))).items()}

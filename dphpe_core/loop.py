@@ -35,7 +35,8 @@ from .pckh import pckh_per_joint, summarize
 # a third of DP-SGD's overhead over non-private training (bench/README.md). `keep_freed_memory`
 # tells glibc to serve every allocation from its heap and keep what is freed for the next step.
 # The values computed are the same to the bit; the process keeps its peak memory instead of
-# returning it between steps. DPHPE_KEEP_FREED_MEMORY=0 turns it off.
+# returning it between steps. `fit` does it when it trains on the CPU; DPHPE_KEEP_FREED_MEMORY=0
+# turns it off.
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
 
@@ -135,7 +136,8 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
     called once the step's mechanism is built, before the first step.
     """
     from tqdm.auto import tqdm
-    keep_freed_memory()
+    if torch.device(device).type == "cpu":      # on a GPU the per-sample gradients live in CUDA's own allocator
+        keep_freed_memory()
     torch.manual_seed(cfg.seed)   # augmentation and noise draw from here: the same config gives the same run
     steps_per_epoch = max(1, round(len(train_set) / cfg.expected_batch_size))
     mech = make_optimizer(cfg, model, private_set=train_set, public_set=public_set, steps_per_epoch=steps_per_epoch,
