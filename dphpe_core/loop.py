@@ -12,6 +12,7 @@ run records (train.py) or of where a model's start comes from (start.py).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import time
@@ -40,18 +41,21 @@ from .pckh import pckh_per_joint, summarize
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
 
-def _glibc():
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.mallinfo2           # glibc >= 2.33
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
 class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc():
+    """glibc, loaded once (allocated_bytes is sampled every half millisecond by the benchmark)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.mallinfo2           # glibc >= 2.33
+    except (OSError, AttributeError):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    return libc
 
 
 def keep_freed_memory() -> bool:
@@ -69,7 +73,6 @@ def allocated_bytes() -> int | None:
     libc = _glibc()
     if libc is None:
         return None
-    libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return int(info.uordblks + info.hblkhd)
 
