@@ -224,11 +224,10 @@ def study_summary(preset: str, *, results_dir: str = "results", progress: bool =
     path = Path(results_dir) / preset / "summary.csv"
     if not path.is_file():
         configs = grid_configs(preset, results_dir=results_dir, **overrides)
-        missing = sum(not results.run_path(c).is_file() for c in configs)
+        missing = [c for c in configs if not results.run_path(c).is_file()]
         if missing:
-            cost = sum(relative_cost(c) for c in configs if not results.run_path(c).is_file())
-            print(f"{missing} of the {len(configs)} runs of the {preset} study have no record under {results_dir}: "
-                  f"training them now ({cost:.0f} non-private-finetuning-run equivalents; `dphpe bench` gives a "
-                  f"step's time here).", flush=True)
-        write_summary(run_sweep(configs, progress=progress), path)
+            print(f"{len(missing)} of the {len(configs)} runs of the {preset} study have no record under "
+                  f"{results_dir}: training them now ({sum(map(relative_cost, missing)):.0f} non-private-finetuning-run "
+                  f"equivalents; `dphpe bench` gives a step's time here).", flush=True)
+        path = sweep(preset, progress=progress, results_dir=results_dir, **overrides)
     return results.read_summary(path)
