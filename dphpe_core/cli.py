@@ -94,15 +94,26 @@ def cmd_bench(args) -> None:
 
 def cmd_bench_gpu(args) -> None:
     from .bench import format_steps, gpu_check
-    result = gpu_check(steps=args.steps)
-    print(f"{result['device']}: clipped per-sample sums, CUDA against CPU (float64, smoke model): largest "
-          f"relative difference {result['relative_difference_cuda_vs_cpu']:.2e}")
-    for run in result["embedded"] + result["paper"]:
-        print(f"{run['strategy']}, batch {run['batch']}: out of memory" if run.get("out_of_memory")
-              else format_steps(run))
+
+    def report(result, run):                  # print and save each timing as it comes
+        if run is None:
+            print(f"{result['device']} (torch {result['torch']}, CUDA {result['cuda']}): clipped per-sample sums, "
+                  f"CUDA against CPU (float64, smoke model): largest relative difference "
+                  f"{result['relative_difference_cuda_vs_cpu']:.2e}", flush=True)
+        elif run.get("out_of_memory"):
+            print(f"{run['preset']}, {run['strategy']}, batch {run['batch']}: out of memory", flush=True)
+        else:
+            print(format_steps(run) + ("\n(TF32 on)" if run["tf32"] else "") + "\n", flush=True)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=1))
+
+    try:
+        gpu_check(steps=args.steps, batches=tuple(int(b) for b in args.batches.split(",")), tf32=args.tf32,
+                  presets=tuple(args.presets.split(",")), report=report)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
         print(f"wrote {args.json}")
 
 
@@ -301,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     bn.set_defaults(func=cmd_bench)
     bg = sub.add_parser("bench-gpu", help="the CUDA path: exactness against the CPU, step times, peak memory")
     bg.add_argument("--steps", type=int, default=10)
+    bg.add_argument("--batches", default="32,64,128,256,512,1024",
+                    help="the paper model's batch sizes, in rising order (stops at the first out of memory)")
+    bg.add_argument("--presets", default="embedded,paper", help="comma-separated: embedded, paper")
+    bg.add_argument("--tf32", action="store_true",
+                    help="let matrix products round to TensorFloat-32 (faster; the study's runs leave it off)")
     bg.add_argument("--json", help="also write the figures to this file")
     bg.set_defaults(func=cmd_bench_gpu)
     bd = sub.add_parser("bench-data", help="SynthPose rendering throughput")

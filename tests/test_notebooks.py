@@ -54,3 +54,17 @@ def test_each_notebook_glues_every_number_its_prose_uses(smoke_book, name):
     prose = " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
     typed = re.findall(r"(?<![\w.`{$\\])\d+\.\d+%", prose)
     assert not typed, f"numbers typed into the prose instead of glued: {typed}"
+
+
+def test_the_book_pages_glue_only_numbers_their_notebooks_glue(smoke_book):
+    """A page's `{glue:text}`notebook::key`` must name a key that notebook glues (else the book
+    build warns and fails late)."""
+    import re
+    _, executed = smoke_book
+    folder = Path(executed[0]).parent
+    for page in sorted((REPO / "book").glob("*.md")):
+        for doc, key in re.findall(r"\{glue:text\}`([^`:]+)::([^`:]+)", page.read_text()):
+            nb = nbformat.read(folder / f"{doc}.ipynb", as_version=4)
+            glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb.cells
+                     if c.cell_type == "code" for o in c.outputs}
+            assert key in glued, f"{page.name}: {doc}::{key} is not glued by {doc}.ipynb"
