@@ -190,8 +190,11 @@ def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True, fr
             report.start([c])
             report.finish(c, _run_one(c.to_dict(), max(1, os.cpu_count() or 1), fresh))
     else:
+        import multiprocessing
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # spawned, not forked: this process may have started CUDA (the pretrained start on a GPU), and a
+        # forked child cannot use it; spawned workers also inherit no thread pools or locks
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_run_one, c.to_dict(), threads, fresh): c for c in todo}
             report.start(todo[:jobs])
             for f in as_completed(futures):
