@@ -57,14 +57,19 @@ def test_each_notebook_glues_every_number_its_prose_uses(smoke_book, name):
 
 
 def test_the_book_pages_glue_only_numbers_their_notebooks_glue(smoke_book):
-    """A page's `{glue:text}`notebook::key`` must name a key that notebook glues (else the book
-    build warns and fails late)."""
+    """A page's `{glue:text}`notebook.ipynb::key:format`` must name a key that notebook glues (else the
+    book build warns and fails late)."""
     import re
     _, executed = smoke_book
     folder = Path(executed[0]).parent
+    found = 0
     for page in sorted((REPO / "book").glob("*.md")):
-        for doc, key in re.findall(r"\{glue:text\}`([^`:]+)::([^`:]+)", page.read_text()):
-            nb = nbformat.read(folder / f"{doc}.ipynb", as_version=4)
+        for doc, key, fmt in re.findall(r"\{glue:text\}`([^`:]+)::([^`:]+)(:[^`]*)?`", page.read_text()):
+            assert fmt, f"{page.name}: {doc}::{key} needs a format (`:s`, `:d`, ...): myst-nb splits at the last colon"
+            assert doc.endswith(".ipynb"), f"{page.name}: {doc}::{key} names the notebook with its suffix (myst-nb needs it)"
+            nb = nbformat.read(folder / doc, as_version=4)
             glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb.cells
                      if c.cell_type == "code" for o in c.outputs}
-            assert key in glued, f"{page.name}: {doc}::{key} is not glued by {doc}.ipynb"
+            assert key in glued, f"{page.name}: {doc}::{key} is not glued by {doc}"
+            found += 1
+    assert found, "the reproduce chapter pastes the GPU figures from the cost chapter"
