@@ -26,9 +26,13 @@ JOINT_LAYERS = ("coco", "fresh", "kept")
 ACCOUNTANTS = ("rdp", "prv")
 DEVICES = ("auto", "cpu", "cuda")
 
-# Fields that say where files live, not what is computed: left out of Config.hash().
 # Fields that say where files live or how the work is executed, not what is computed: left out of
-# Config.hash(). (Device and physical batch size change results only at float rounding.)
+# Config.hash(). Device and physical batch size change results only at float rounding. num_workers
+# changes which random draws each crop's augmentation gets: loader workers draw from generators of
+# their own, seeded from the run's when they start, where with 0 workers the augmentation and the
+# noise share torch's generator. A run is then another run of the same distribution, as with another
+# seed, not the same bits; every record stores its config with num_workers, and the embedded preset
+# uses 0.
 _LOCATION_FIELDS = ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers",
                     "max_physical_batch_size")
 
