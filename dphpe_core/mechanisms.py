@@ -2,8 +2,10 @@
 
     python -m pytest tests/test_mechanisms.py
 
-Per-sample gradients come from Opacus' `GradSampleModule` (hooks; the model's custom layers
-register exact grad samplers in model.py), clipping from Opacus' `DPOptimizer.clip_and_accumulate`.
+Per-sample gradients come from Opacus' grad samplers through `PerSampleGradients`, an Opacus
+`GradSampleModule` (the model's custom layers register exact grad samplers in model.py), and
+`backward(model, loss)` computes them without the summed gradient that DP-SGD discards; clipping
+comes from Opacus' `DPOptimizer.clip_and_accumulate`.
 `clipped_grad_sum` runs exactly that pipeline without noise, so tests can compare it with a
 brute-force loop of single-sample gradients. `make_optimizer` is the one place that reads
 `cfg.method`.
@@ -21,12 +23,13 @@ Each choice is accounted under its own neighbouring relation (`privacy_budget`).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import torch
 from opacus import GradSampleModule
+from opacus.grad_sample.functorch import prepare_layer
 from opacus.grad_sample.grad_sample_module import create_or_accumulate_grad_sample, promote_current_grad_sample
 from opacus.utils.module_utils import trainable_parameters
 from opacus.optimizers import DPOptimizer
@@ -37,10 +40,6 @@ from .config import Config
 from .projection import Subspace, plan
 from .simcc import kl_loss
 from .transforms import blur
-
-# The first hooked layer sees an input (the image) that needs no gradient; PyTorch says so at
-# every backward pass. It is expected here and changes nothing.
-warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed with respect to module outputs")
 
 
 def per_sample_loss(model: nn.Module, batch: dict) -> torch.Tensor:
@@ -54,13 +53,72 @@ def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 class PerSampleGradients(GradSampleModule):
-    """Opacus' GradSampleModule, keeping each layer's per-sample gradient as its grad sampler made it.
+    """Opacus' GradSampleModule with its grad samplers, taking each layer's output gradient from a
+    hook on the output tensor, and able to skip the parameters' own gradients.
 
-    Opacus writes every per-sample gradient into a freshly zeroed buffer of the batch's length
-    (for packed sequences and layers used more than once); in this model each layer runs once
-    per forward pass on the whole batch, so that buffer only cost two passes over B x P floats
-    per step. The values are the same to the bit; any other case takes Opacus' own path.
+    - Hooks: Opacus' forward hook stores each trainable layer's input; where Opacus adds a full
+      backward hook (two identity autograd functions around every layer, Python at each pass), a
+      hook on the layer's output tensor hands its gradient to the same grad sampler. It fires in
+      `loss.backward()` as well, so the module is a drop-in GradSampleModule.
+    - `backward(loss)`: asks autograd (`torch.autograd.grad`) for the gradients of the outputs of
+      the layers whose inputs need none (the first trained layer, a bias table); every later
+      trained layer lies on their path, so its output gradient is made on the way, and the summed
+      weight gradients (`p.grad`, which DPOptimizer overwrites with its clipped, noisy sum) are
+      never computed: one matrix product per linear layer and one weight gradient per convolution
+      saved.
+    - Opacus writes every per-sample gradient into a freshly zeroed buffer of the batch's length
+      (for packed sequences and layers used more than once); in this model each layer runs once
+      per forward pass on the whole batch, so here the grad sampler's tensor is kept as it is.
+    The per-sample gradients are the same to the bit as Opacus' own path (tests).
     """
+
+    def forward(self, *args, **kwargs):
+        self._outputs: dict[int, tuple] = {}    # this pass' hooked layers: (output, root, layer)
+        return super().forward(*args, **kwargs)
+
+    def add_hooks(self, *, loss_reduction: str = "mean", batch_first: bool = True,
+                  force_functorch: bool = False) -> None:
+        if hasattr(self._module, "autograd_grad_sample_hooks"):
+            raise ValueError("Trying to add hooks twice to the same model")
+        self._module.autograd_grad_sample_hooks = self.autograd_grad_sample_hooks = []
+        self._outputs = {}
+        for module in self.iterate_submodules(self._module):
+            if force_functorch or self._get_module_type(module) not in self.GRAD_SAMPLERS:
+                prepare_layer(module, batch_first=batch_first)
+            self.autograd_grad_sample_hooks.append(module.register_forward_hook(
+                partial(self._capture, loss_reduction=loss_reduction, batch_first=batch_first)))
+        self.enable_hooks()
+
+    def _capture(self, module, inputs, output, *, loss_reduction, batch_first):
+        before = len(getattr(module, "activations", ()))
+        self.capture_activations_hook(module, inputs, output)
+        if len(getattr(module, "activations", ())) == before:     # Opacus stored nothing: no pass to hook
+            return
+        if not torch.is_tensor(output) or not output.requires_grad:
+            raise TypeError(f"per-sample gradients need {type(module).__name__} to return one tensor that "
+                            f"requires grad; got {type(output).__name__}")
+        key = len(self._outputs)      # root: no input needs a gradient, so no later layer's path leads here
+        self._outputs[key] = (output, not any(torch.is_tensor(t) and t.requires_grad for t in inputs), module)
+
+        def hook(grad):
+            self._outputs.pop(key, None)
+            self.capture_backprops_hook(module, None, (grad,), loss_reduction, batch_first)
+        output.register_hook(hook)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Per-sample gradients of `loss` into p.grad_sample, without computing p.grad."""
+        roots = [out for out, root, _ in self._outputs.values() if root]
+        if not roots:
+            raise RuntimeError("no hooked layer ran since the last backward: call the model first (hooks enabled, "
+                               "training mode, gradients on)")
+        try:
+            torch.autograd.grad(loss, roots, allow_unused=True)
+            if self._outputs:         # a hook that did not fire: that layer's per-sample gradient is missing
+                missed = sorted({type(m).__name__ for _, _, m in self._outputs.values()})
+                raise RuntimeError(f"the output of {len(self._outputs)} hooked layer(s) ({', '.join(missed)}) did not "
+                                   f"reach the loss: no per-sample gradient for their parameters")
+        finally:
+            self._outputs.clear()
 
     def capture_backprops_hook(self, module, _forward_input, forward_output, loss_reduction, batch_first):
         kind = self._get_module_type(module)
@@ -86,6 +144,14 @@ class PerSampleGradients(GradSampleModule):
                                  "after every forward/backward pass")
         if len(module.activations) == 0 and hasattr(module, "max_batch_len"):
             del module.max_batch_len
+
+
+def backward(model: nn.Module, loss: torch.Tensor) -> None:
+    """`loss.backward()`, or for per-sample gradients only what they need (`PerSampleGradients.backward`)."""
+    if isinstance(model, PerSampleGradients) and model.hooks_enabled:
+        model.backward(loss)
+    else:
+        loss.backward()
 
 
 def wrap_for_per_sample_grads(model: nn.Module) -> GradSampleModule:
@@ -116,7 +182,7 @@ def clipped_grad_sum(model: nn.Module, batch: dict, clip_norm: float) -> dict[st
                       expected_batch_size=len(batch["image"]), loss_reduction="sum")
     try:
         opt.zero_grad(set_to_none=True)
-        per_sample_loss(gsm, batch).sum().backward()
+        backward(gsm, per_sample_loss(gsm, batch).sum())
         opt.clip_and_accumulate()
         return {n: p.summed_grad.detach().clone() for n, p in named}
     finally:
@@ -254,7 +320,7 @@ def per_sample_gradients(gsm: GradSampleModule, batch: dict, params: list[nn.Par
     for chunk in _chunks(batch, physical):
         for p in params:
             p.grad_sample, p.grad = None, None
-        per_sample_loss(gsm, chunk).sum().backward()
+        backward(gsm, per_sample_loss(gsm, chunk).sum())
         for part, p in zip(parts, params):      # a layer no crop reaches (the audit's canaries): zeros
             part.append(p.grad_sample.detach() if p.grad_sample is not None
                         else p.new_zeros(len(chunk["image"]), *p.shape))

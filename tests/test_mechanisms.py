@@ -177,21 +177,48 @@ def test_physical_batches_give_the_same_step_as_one_logical_batch(method, smoke_
 
 @pytest.mark.parametrize("strategy", ["finetune", "full"])
 def test_per_sample_gradients_are_opacus_own_to_the_bit(strategy):
-    """PerSampleGradients skips Opacus' zeroed copy of each per-sample gradient: same values, bit for bit."""
+    """PerSampleGradients (hooks on the layers' outputs, no zeroed copy) gives Opacus' own per-sample
+    gradients bit for bit, through loss.backward() and through its own backward, which leaves p.grad
+    uncomputed (the bias table of the attention is a root of its own: it must be reached too)."""
     from opacus import GradSampleModule
 
-    from dphpe_core.mechanisms import PerSampleGradients
+    from dphpe_core.mechanisms import PerSampleGradients, backward
     torch.manual_seed(0)
     model = set_strategy(PoseModel("embedded", (64, 48), 2.0), strategy)
     batch = make_batch(64, 48, 6)
     grads = []
-    for cls in (GradSampleModule, PerSampleGradients):
+    for cls, own in ((GradSampleModule, False), (PerSampleGradients, False), (PerSampleGradients, True)):
         gsm = cls(model, batch_first=True, loss_reduction="sum", strict=True)
-        per_sample_loss(gsm, batch).sum().backward()
-        grads.append({n: p.grad_sample.clone() for n, p in model.named_parameters() if p.requires_grad})
+        loss = per_sample_loss(gsm, batch).sum()
+        backward(gsm, loss) if own else loss.backward()
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        assert all((p.grad is None) == own for _, p in named)
+        grads.append({n: p.grad_sample.clone() for n, p in named})
         for p in model.parameters():
             p.grad, p.grad_sample = None, None
         gsm.remove_hooks()
-    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    assert "backbone.stages.3.blocks.0.attn.bias.attention_biases" in grads[0]
+    assert grads[0].keys() == grads[1].keys() == grads[2].keys() and len(grads[0]) > 10
     for name in grads[0]:
-        assert torch.equal(grads[0][name], grads[1][name]), name
+        assert torch.equal(grads[0][name], grads[1][name]) and torch.equal(grads[0][name], grads[2][name]), name
+
+
+def test_own_backward_refuses_a_missing_pass_and_names_a_layer_the_loss_does_not_reach():
+    from dphpe_core.mechanisms import PerSampleGradients
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Linear(3, 2), nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            self.unused(x[:, :, None, None])
+            return self.used(x)
+
+    gsm = PerSampleGradients(TwoHeads(), batch_first=True, loss_reduction="sum", strict=True)
+    with pytest.raises(RuntimeError, match="call the model first"):
+        gsm.backward(torch.zeros((), requires_grad=True))
+    with pytest.raises(RuntimeError, match=r"1 hooked layer\(s\) \(Conv2d\) did not reach the loss"):
+        gsm.backward(gsm(torch.randn(4, 3)).sum())
+    assert gsm.used.weight.grad_sample.shape == (4, 2, 3)    # what did reach it is there
+    gsm.remove_hooks()
