@@ -97,11 +97,12 @@ class PerSampleGradients(GradSampleModule):
         if not torch.is_tensor(output) or not output.requires_grad:
             raise TypeError(f"per-sample gradients need {type(module).__name__} to return one tensor that "
                             f"requires grad; got {type(output).__name__}")
-        key = len(self._outputs)      # root: no input needs a gradient, so no later layer's path leads here
-        self._outputs[key] = (output, not any(torch.is_tensor(t) and t.requires_grad for t in inputs), module)
+        outputs, key = self._outputs, len(self._outputs)    # this pass' dict: a later pass makes a new one
+        # root: no input needs a gradient, so no later layer's path leads here
+        outputs[key] = (output, not any(torch.is_tensor(t) and t.requires_grad for t in inputs), module)
 
         def hook(grad):
-            self._outputs.pop(key, None)
+            outputs.pop(key, None)
             self.capture_backprops_hook(module, None, (grad,), loss_reduction, batch_first)
         output.register_hook(hook)
 
