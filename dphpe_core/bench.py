@@ -74,7 +74,7 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
 
     from .config import make_config
     from .data import build_data, collate
-    from .mechanisms import backward, make_optimizer, per_sample_gradients, per_sample_loss
+    from .mechanisms import make_optimizer, per_sample_gradients, per_sample_loss
     from .start import build_model
     from .loop import keep_freed_memory, resolve_device
     cfg = make_config(preset, **overrides)
@@ -107,7 +107,7 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
             if mech.prepare is not None:
                 mech.prepare(batch)
             losses = per_sample_loss(mech.model, batch)
-            backward(mech.model, losses.sum() if mech.sum_loss else losses.mean())
+            mech.backward(losses)
             mech.optimizer.step()
             sync()
             if i >= warmup:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import Config
 from .data import Batched, collate
-from .mechanisms import Mechanism, backward, make_optimizer, noise_only_step, per_sample_loss, physical_batches
+from .mechanisms import Mechanism, make_optimizer, noise_only_step, per_sample_loss, physical_batches
 from .model import PoseModel, predict
 from .pckh import pckh_per_joint, summarize
 
@@ -175,7 +175,7 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
                 continue
             for chunk, last in physical_batches(mech, batch, cfg.max_physical_batch_size):
                 losses = per_sample_loss(mech.model, chunk)
-                backward(mech.model, losses.sum() if mech.sum_loss else losses.mean())
+                mech.backward(losses)
                 mech.optimizer.step()
                 if not last:
                     mech.optimizer.zero_grad(set_to_none=True)   # after a skipped step: per-sample buffers only

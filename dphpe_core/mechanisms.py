@@ -236,6 +236,10 @@ class Mechanism:
     prepare: Callable[[dict | None], None] | None = None   # before each logical batch's private pass
     stats: Callable[[], dict] = dict  # what the mechanism measured (the projection's kept norm)
 
+    def backward(self, losses: torch.Tensor) -> None:
+        """The gradients of a pass' per-crop `losses`: per-sample (their sum) or the mean's."""
+        backward(self.model, losses.sum() if self.sum_loss else losses.mean())
+
 
 class IndependentBatches:
     """Uniformly random batches of `batch_size` distinct rows of 0..n-1, one per step (`steps` of
