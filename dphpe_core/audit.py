@@ -305,7 +305,7 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
                        sample_rate=p["sample_rate"], steps=p["steps"], wall_s=time.perf_counter() - t0,
                        config_hash=cfg.hash(), what=what,
                        scores_in=[float(x) for x in chosen[bits]], scores_out=[float(x) for x in chosen[~bits]],
-                       provenance=provenance(device))
+                       provenance=provenance(device, method=cfg.method))
 
 
 def save_audit(result: AuditResult, path) -> Path:

@@ -16,11 +16,13 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 
+from .methods import METHODS as METHOD_TABLE, unread_fields
+
 DATASETS = ("synthpose", "mpii")
 PUBLIC_DATASETS = ("synthpose", "coco")
 MODEL_SIZES = ("smoke", "embedded", "5m")
 STRATEGIES = ("finetune", "full", "scratch")
-METHODS = ("nonprivate", "dpsgd", "pdp", "fdp", "hybrid")
+METHODS = tuple(METHOD_TABLE)
 FDP_PUBLIC = ("independent", "same-batch", "public-set")
 JOINT_LAYERS = ("coco", "fresh", "kept")
 ACCOUNTANTS = ("rdp", "prv")
@@ -35,6 +37,17 @@ DEVICES = ("auto", "cpu", "cuda")
 # uses 0.
 _LOCATION_FIELDS = ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers",
                     "max_physical_batch_size")
+# A field a method does not read (methods.unread_fields) enters its hash at one fixed value, so that
+# configs that differ only there are one run with one record: a DP-SGD run does not change with the
+# subspace's rank. The values are those every config of the study's first records held, so their
+# hashes stand; None: a field added since, left out of the hash of every method that does not read it.
+_UNREAD_AT = dict(epsilon=0.8, delta=1e-5, clip_norm=0.1, accountant="rdp", fdp_public="independent",
+                  public_weight_fdp=0.3, public_weight_hybrid=1.0, blur_kernel_256=25, blur_sigma_256=10.0,
+                  subspace_k=50, subspace_m=100, subspace_budget_mb=1024.0, subspace_interval=None)
+# Fields that no longer exist, at the one value every config held while they did: they enter every hash
+# at it (so the hashes of runs they did not change stand), and a stored config may still name them at it.
+# subspace_every (steps between rebuilds of the subspace) became subspace_interval, a share of the run.
+RETIRED = dict(subspace_every=50)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +103,10 @@ class Config:
     blur_sigma_256: float = 10.0        # ... and its sigma; both scaled with input_h
     subspace_k: int = 50                # embedded: chosen on the public split, like lr and lambda (paper: 100)
     subspace_m: int = 100
-    subspace_every: int = 50
+    # the subspace is rebuilt every subspace_interval x (the run's steps), rounded, at least every step; 0: at
+    # every step. A share of the run, so that it means the same in a run of 86 steps and one of 17,000 (the
+    # paper's scripts: every 50 of 17,379 steps). Embedded: chosen on the public split with k (tuning.py)
+    subspace_interval: float = 0.0
     subspace_budget_mb: float = 1024.0  # above k x p floats: per-layer-group bases (projection.plan)
     # -- optimisation ----------------------------------------------------------------------
     # embedded: batch 256, one epoch (86 steps). Large expected batches help DP-SGD at a fixed epsilon (the
@@ -139,6 +155,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        """The config a stored dict describes; a retired field (RETIRED) is accepted at its one value only."""
+        d = dict(d)
+        for name, value in RETIRED.items():
+            if name in d and (held := d.pop(name)) != value:
+                raise ValueError(f"Config.from_dict: {name}={held!r} names a retired field at a "
+                                 f"value no current config can express (it only ever held {value!r}); the record that "
+                                 f"holds it is from older code: recompute it")
         check_names(d, context="Config.from_dict")
         return cls(**d)
 
@@ -151,9 +174,16 @@ class Config:
 
         Stable across processes and Python versions (sorted keys, repr-exact floats); the
         location and execution fields (data_root, public_root, cache_dir, results_dir, device,
-        num_workers, max_physical_batch_size) are left out.
+        num_workers, max_physical_batch_size) are left out, and the fields the method does not read
+        enter at fixed values (_UNREAD_AT).
         """
         d = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        for name in unread_fields(self.method, blurred_only=self.blurred_only):
+            if _UNREAD_AT[name] is None:
+                del d[name]
+            else:
+                d[name] = _UNREAD_AT[name]
+        d.update(RETIRED)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -161,14 +191,14 @@ class Config:
 _SMOKE = dict(
     preset="smoke", input_h=64, input_w=48, n_private=96, n_public=64, n_val=48, delta=0.0,
     model_size="smoke", expected_batch_size=16, epochs=1, lr_decay_epoch=1, pretrain_epochs=1,
-    pretrain_batch_size=16, subspace_k=8, subspace_m=16, subspace_every=4,
+    pretrain_batch_size=16, subspace_k=8, subspace_m=16, subspace_interval=0.6,
 )
 _EMBEDDED = dict(preset="embedded")
 _PAPER = dict(
     preset="paper", dataset="mpii", public_dataset="coco", data_root="data/mpii",
     public_root="data/coco", input_h=256, input_w=192, model_size="5m", n_private=0,
     n_public=0, n_val=0, delta=0.0, expected_batch_size=32, epochs=25, lr=1e-3, lr_decay_epoch=20,
-    subspace_k=100, public_weight_fdp=1.0, public_weight_hybrid=0.1, pretrain_batch_size=64,
+    subspace_k=100, subspace_interval=0.00288, public_weight_fdp=1.0, public_weight_hybrid=0.1, pretrain_batch_size=64,
     rotation_deg=30.0, scale_jitter=0.25, pretrain_epochs=210, pretrain_lr=1e-3, num_workers=4,
 )
 PRESETS: dict[str, dict] = {"smoke": _SMOKE, "embedded": _EMBEDDED, "paper": _PAPER}
@@ -224,7 +254,7 @@ def _validate(cfg: Config) -> None:
     for name in ("input_h", "input_w"):
         if getattr(cfg, name) < 32 or getattr(cfg, name) % 8:
             raise bad(name, "a multiple of 8, at least 32")
-    for name in ("expected_batch_size", "epochs", "subspace_k", "subspace_m", "subspace_every",
+    for name in ("expected_batch_size", "epochs", "subspace_k", "subspace_m",
                  "blur_kernel_256", "pretrain_epochs", "pretrain_batch_size"):
         if getattr(cfg, name) < 1:
             raise bad(name, "an integer >= 1")
@@ -245,6 +275,8 @@ def _validate(cfg: Config) -> None:
     for name in ("weight_decay", "public_weight_fdp", "public_weight_hybrid", "rotation_deg", "scale_jitter"):
         if getattr(cfg, name) < 0:
             raise bad(name, "a number >= 0")
+    if not 0 <= cfg.subspace_interval <= 1:
+        raise bad("subspace_interval", "a share of the run's steps in [0, 1] (0: a rebuild at every step)")
     if not 0 < cfg.lr_decay <= 1:
         raise bad("lr_decay", "a number in (0, 1]")
     if cfg.blurred_only and cfg.method != "nonprivate":

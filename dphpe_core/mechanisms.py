@@ -13,7 +13,7 @@ brute-force loop of single-sample gradients. `make_optimizer` is the one place t
 Every private method is one `PrivateOptimizer` (Opacus' DPOptimizer over AdamW) with up to two
 additions after the noise, both post-processing of the noisy gradient:
 - projection (pdp, hybrid): g <- V V^T g, V from per-sample gradients of public-split crops
-  (projection.py), rebuilt every `subspace_every` steps;
+  (projection.py), rebuilt every `subspace_interval` of the run's steps (`rebuild_every`);
 - a public gradient (fdp, hybrid): lambda x the mean gradient on blurred crops psi(x), no noise,
   from `fdp_public`: an independent uniform batch of the private set, the private batch itself
   (the paper's code), or a batch of the public split. It is computed with Opacus' hooks off,
@@ -37,6 +37,7 @@ from torch import nn
 
 from .accounting import calibrate_noise, default_delta, epsilon_spent, epsilon_without_amplification, participations
 from .config import Config
+from .methods import METHODS, Parts
 from .projection import Subspace, plan
 from .simcc import kl_loss
 from .transforms import blur
@@ -262,18 +263,19 @@ class IndependentBatches:
         return self.steps
 
 
-@dataclass(frozen=True)
-class Parts:
-    """What a private method adds to DP-SGD's noisy gradient."""
-    name: str
-    project: bool                  # g <- V V^T g onto the public-gradient subspace
-    public_gradient: bool          # + lambda x the noise-free gradient on blurred crops
-    weight_field: str = ""         # the Config field that holds its lambda
+METHOD_PARTS = {m: p for m, p in METHODS.items() if p.private}     # the private methods' parts
 
 
-METHOD_PARTS = {"dpsgd": Parts("DP-SGD", False, False), "pdp": Parts("PDP-SGD", True, False),
-                "fdp": Parts("feature DP", False, True, "public_weight_fdp"),
-                "hybrid": Parts("the hybrid", True, True, "public_weight_hybrid")}
+def rebuild_every(cfg: Config, steps: int) -> int:
+    """Steps between two rebuilds of the subspace in a run of `steps` steps: cfg.subspace_interval
+    of the run, rounded, at least 1 (0: every step).
+
+    >>> from dphpe_core import make_config
+    >>> rebuild_every(make_config("paper"), 17379), rebuild_every(make_config("paper"), 86)
+    (50, 1)
+    """
+    return max(1, round(cfg.subspace_interval * steps))
+
 
 PUBLIC_SEED_OFFSET = 7919        # public draws use seed + this: not the private sampler's stream
 SUBSPACE_SEED_OFFSET = 104729
@@ -344,7 +346,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
     device = device or torch.device("cpu")
     named = trainable(model)
     params = [p for _, p in named]
-    if cfg.method == "nonprivate":
+    if not METHODS[cfg.method].private:
         return Mechanism(model, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True),
                          poisson=False, sum_loss=False)
     if cfg.method not in METHOD_PARTS:
@@ -362,16 +364,18 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
         opt.subspace = Subspace(params, layout)
         draws = iter(IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET))
         step = [0]
+        every = rebuild_every(cfg, privacy["steps"])
 
         def refresh(_batch):
-            idx = next(draws)      # drawn every step, used every subspace_every-th: the stream stays fixed
-            if step[0] % cfg.subspace_every == 0:
+            idx = next(draws)      # drawn every step, used every `every`-th: the stream stays fixed
+            if step[0] % every == 0:
                 public = _to(collate(Batched(public_set).__getitems__(idx)), device)
                 opt.subspace.refresh(per_sample_gradients(gsm, public, params, physical=cfg.max_physical_batch_size))
             step[0] += 1
         hooks.append(refresh)
-        privacy["subspace"] = dict(k=cfg.subspace_k, m=cfg.subspace_m, every=cfg.subspace_every,
-                                   layout=layout.note, data=f"{len(public_set)} crops of the public split")
+        privacy["subspace"] = dict(k=cfg.subspace_k, m=cfg.subspace_m, interval=cfg.subspace_interval, every=every,
+                                   rebuilds=-(-privacy["steps"] // every), layout=layout.note,
+                                   data=f"{len(public_set)} crops of the public split")
     if feature:
         opt.public_weight = getattr(cfg, parts.weight_field)
         kernel, sigma = cfg.blur_kernel, cfg.blur_sigma

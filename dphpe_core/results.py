@@ -7,10 +7,11 @@ privacy numbers actually used (for private methods), PCKh per joint group at 0.5
 per-epoch curves, wall time, peak memory and its provenance: the git commit of the code that made
 it and whether that code was committed, package versions, CPU model, threads and device.
 
-Two version numbers guard the records. RECORD_VERSION is the file format. TRAINING_VERSION names
-the training code's results: a change that alters what any run computes bumps it, and from then on
-every older record is refused with a message that says how to recompute it (`make book FRESH=1`),
-so that records of two codes never mix silently in one table.
+Two version numbers guard the records. RECORD_VERSION is the file format. The training-code
+version names the training code's results for the record's method (`methods.METHODS[m].version`,
+`training_version(m)`): a change that alters what a method's runs compute bumps it, and from then on
+that method's older records are refused with a message that says how to recompute them
+(`make book FRESH=1`, or the sweep), so that records of two codes never mix silently in one table.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
+from .methods import METHOD_NAMES, METHODS
 
 RECORD_VERSION = 3
-TRAINING_VERSION = 1    # bump when a change alters what a run computes (then recompute the committed records)
+
+
+def training_version(method: str) -> int:
+    """The version of the training code's results for `method` (bumped where a change alters them)."""
+    return METHODS[method].version
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +49,7 @@ class RunResult:
     mechanism: dict = field(default_factory=dict)  # what the step measured, e.g. the projection's kept norm
     provenance: dict = field(default_factory=dict)  # commit, clean tree, versions, CPU, threads, device
     record_version: int = RECORD_VERSION
-    training_version: int = TRAINING_VERSION
+    training_version: int = 0                     # training_version(method) when made (train.py sets it)
 
     @property
     def cfg(self) -> Config:
@@ -85,9 +91,12 @@ def load(path) -> RunResult:
            "or delete the stale records")
     if d.get("record_version") != RECORD_VERSION:
         raise StaleRecord(f"{path}: record format {d.get('record_version')}, this code reads {RECORD_VERSION}; {how}")
-    if d.get("training_version") != TRAINING_VERSION:
-        raise StaleRecord(f"{path}: made by training code version {d.get('training_version')}, this code is version "
-                          f"{TRAINING_VERSION}, whose results differ; {how}")
+    method = d.get("config", {}).get("method")
+    if method not in METHODS:
+        raise StaleRecord(f"{path}: the record names method {method!r}, this code knows {list(METHODS)}; {how}")
+    if d.get("training_version") != training_version(method):
+        raise StaleRecord(f"{path}: made by training code version {d.get('training_version')} of {method}, this code is "
+                          f"version {training_version(method)}, whose results differ; {how}")
     return RunResult(**d)
 
 
@@ -101,7 +110,6 @@ COLUMNS = ["preset", "strategy", "method", "fdp_public", "blurred_only", "epsilo
            "sample_rate", "steps", "delta", "neighbouring", "epsilon_spent",
            "epsilon_paper_accounting", "pckh_mean", *[f"pckh_{g.lower()}" for g in GROUPS], "pckh01_mean",
            *[f"pckh01_{g.lower()}" for g in GROUPS], "kept_norm", "wall_s", "peak_mem_mb", "config_hash"]
-METHOD_NAMES = {"nonprivate": "Non-private", "dpsgd": "DP-SGD", "pdp": "PDP-SGD", "fdp": "FDP", "hybrid": "Hybrid"}
 PAPER_RESULTS = Path(__file__).with_name("paper_results.csv")   # package data: read off PAPER.md
 
 
@@ -249,16 +257,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(device) -> dict:
+def provenance(device, *, method: str | None = None) -> dict:
     """Where a result comes from: the code's git commit and whether the package's code (dphpe_core/,
     pyproject.toml) had uncommitted changes ("unknown" outside a git checkout), the training-code
-    version, package versions, CPU model, torch threads and the device (with the GPU's name)."""
+    version of `method` (if given), package versions, CPU model, torch threads and the device (with
+    the GPU's name)."""
     import torch
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--", ".", "../pyproject.toml") if commit else None
     gpu = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
     return {"commit": commit or "unknown", "clean": (status == "") if commit else "unknown",
-            "training_version": TRAINING_VERSION, **versions(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+            **({"training_version": training_version(method)} if method else {}), **versions(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
             "device": str(device), "gpu": gpu}
 
 

@@ -162,7 +162,7 @@ def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False)
     path.with_suffix(".tmp").replace(path)
     info = {"key": pretrain_key(cfg), "pretrain_version": PRETRAIN_VERSION, "wall_s": time.perf_counter() - t0,
             "fields": {f: getattr(cfg, f) for f in PRETRAIN_FIELDS}, "n_public": len(public),
-            "provenance": results.provenance(resolve_device(cfg))}
+            "provenance": results.provenance(resolve_device(cfg), method="nonprivate")}
     path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return state
 

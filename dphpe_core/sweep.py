@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, make_config
-
-PRIVATE_METHODS = ("dpsgd", "pdp", "fdp", "hybrid")
+from .methods import METHODS, PRIVATE_METHODS
 
 
 @dataclass(frozen=True)
@@ -102,24 +101,20 @@ def _run_one(cfg_dict: dict, threads: int, fresh: bool = False) -> dict:
     return {"pckh": r.pckh["Mean"], "wall_s": r.wall_s}
 
 
-# Step time of each method relative to a non-private step (`dphpe bench`, embedded, rounded).
-_METHOD_COST = {"nonprivate": 1.0, "dpsgd": 1.3, "pdp": 1.4, "fdp": 2.7, "hybrid": 2.7}
-
-
 def relative_cost(cfg: Config) -> float:
     """A run's expected cost in non-private finetuning runs (per private crop, method, strategy): the
     sweep starts the longest runs first, so that no process is left with a long run after the other
     has finished, and weighs the time left by it."""
     size = cfg.n_private / 1000 if cfg.dataset == "synthpose" else 1.0
-    return _METHOD_COST[cfg.method] * (1.0 if cfg.strategy == "finetune" else 2.0) * size
+    return METHODS[cfg.method].cost * (1.0 if cfg.strategy == "finetune" else 2.0) * size
 
 
 def describe(cfg: Config) -> str:
     """A run in a few words, for progress lines."""
     what = f"{cfg.method}/{cfg.strategy}"
-    if cfg.method != "nonprivate":
+    if METHODS[cfg.method].private:
         what += f" eps={cfg.epsilon:g} C={cfg.clip_norm:g}"
-        if cfg.method in ("fdp", "hybrid") and cfg.fdp_public != "independent":
+        if METHODS[cfg.method].public_gradient and cfg.fdp_public != "independent":
             what += f" public={cfg.fdp_public}"
     if cfg.blurred_only:
         what += " blurred"

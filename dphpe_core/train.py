@@ -46,7 +46,8 @@ def train(cfg: Config, *, progress: bool = True, model_path=None) -> results.Run
     return results.RunResult(config=cfg.to_dict(), config_hash=cfg.hash(), pckh=pckh, pckh01=pckh01, curves=curves,
                              wall_s=time.perf_counter() - t0, peak_mem_mb=peak, device=str(device),
                              versions=results.versions(), privacy=mech.privacy, guarantee=mech.guarantee,
-                             mechanism=mech.stats(), provenance=results.provenance(device))
+                             mechanism=mech.stats(), provenance=results.provenance(device, method=cfg.method),
+                             training_version=results.training_version(cfg.method))
 
 
 def model_path(cfg: Config) -> Path:

@@ -3,16 +3,19 @@
     dphpe tune --preset embedded
 
 Choosing a hyperparameter by its accuracy on private data spends privacy that no accountant
-counts. So whatever the private methods tune (the learning rate, PDP-SGD's subspace rank k, the
-weight lambda of the blurred public gradient in feature DP and the hybrid) is chosen here, on the
-public split alone. One seeded permutation cuts it into three disjoint stand-ins (TUNING_SPLIT):
+counts. So whatever the private methods tune (the learning rate, the schedule on which PDP-SGD
+rebuilds its subspace and its rank k, the weight lambda of the blurred public gradient in feature DP
+and the hybrid) is chosen here, on the public split alone. One seeded permutation cuts it into three disjoint stand-ins (TUNING_SPLIT):
 a private training set, a public set and a val set. A start is pretrained on the stand-in public
 set alone (so that stand-in val is unseen), then every candidate trains on the stand-in private set
 with its method, at the grid's middle clipping norm, seed 0, and is scored by PCKh@0.5 on stand-in
 val. The stand-in private set is smaller than the real one, so its epsilon is raised until N x epsilon,
-which sets the signal-to-noise of DP training, equals the real study's at the grid's largest epsilon. The stages run in order, each taking the choices before it: DP-SGD's
-learning rate (every method then uses it), PDP-SGD's k (the hybrid takes it), then lambda for
-feature DP and for the hybrid.
+which sets the signal-to-noise of DP training, equals the real study's at the grid's largest
+epsilon. The stages run in order, each taking the choices before it: DP-SGD's learning rate (every
+method then uses it), PDP-SGD's rebuild schedule (a share of the run's steps, so that the choice
+carries from the stand-in's shorter run to the study's), then its k (the hybrid takes both), then
+lambda for feature DP and for the hybrid. Each stage walks its ladder (STAGES) until no value on either side
+of its choice scores higher or the axis ends, and says which (`tuning_notes`).
 
 The table and the choice are written to results/<preset>/tuning.json with their provenance. The
 preset's fields hold the chosen values as literals, and a test checks that they agree with the
@@ -35,19 +38,51 @@ from .sweep import GRIDS
 TUNING_SPLIT = {"private": 0.4, "public": 0.4, "val": 0.2}
 TUNING_SEED = 2024
 MPII_TRAIN_CROPS = 22246      # the paper's private set (PAPER.md): N is public under add/remove accounting
-# (method, field, candidates), in the order they are chosen; k as a share of subspace_m (the
-# public gradients behind the subspace: k <= m)
-STAGES = (("dpsgd", "lr", (1e-3, 3e-3, 1e-2)),
-          ("pdp", "subspace_k", (0.25, 0.5, 1.0)),
-          ("fdp", "public_weight_fdp", (0.3, 1.0, 3.0)),
-          ("hybrid", "public_weight_hybrid", (0.03, 0.1, 0.3, 1.0)))
+# The ladders the stages move along. subspace_interval is a share of the run's steps between two rebuilds
+# of the subspace (0: at every step, the axis' end); k is a share of subspace_m (k <= m, the axis' end).
+LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+INTERVALS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.0)
+K_SHARES = (0.1, 0.25, 0.5, 1.0)
+LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+# (method, field, first candidates, ladder), in the order they are chosen. A stage tries its first
+# candidates; while the best is the first or last value tried and the ladder goes on beyond it, it tries
+# the next ladder value that way (at most EXTEND more), so that the choice is one the score falls from on
+# both sides, or the end of its axis; the stage's note says which.
+STAGES = (("dpsgd", "lr", (1e-3, 3e-3, 1e-2), LRS),
+          ("pdp", "subspace_interval", (0.5, 0.2, 0.1, 0.05, 0.0), INTERVALS),
+          ("pdp", "subspace_k", (0.25, 0.5, 1.0), K_SHARES),
+          ("fdp", "public_weight_fdp", (0.1, 0.3, 1.0, 3.0), LAMBDAS),
+          ("hybrid", "public_weight_hybrid", (0.1, 0.3, 1.0, 3.0), LAMBDAS))
+EXTEND = 3
 
 
 def candidates(cfg: Config, field: str, values: tuple) -> tuple:
-    """The values a stage tries under `cfg` (k: shares of subspace_m, rounded, at least 1)."""
+    """The config values of a stage's ladder values under `cfg` (k: shares of subspace_m, rounded, at least 1)."""
     if field == "subspace_k":
         return tuple(max(1, round(cfg.subspace_m * v)) for v in values)
-    return values
+    return tuple(values)
+
+
+def next_candidate(scores: dict, ladder: tuple) -> tuple[float | None, str]:
+    """The ladder value to try next (None: the stage is done) and why, given {ladder value: score}.
+
+    >>> next_candidate({0.1: 40.0, 0.3: 45.0, 1.0: 44.0}, LAMBDAS)
+    (None, 'no value on either side of the choice scores higher')
+    >>> next_candidate({0.1: 46.0, 0.3: 45.0}, LAMBDAS)
+    (0.03, 'best at the first value tried')
+    >>> next_candidate({0.05: 20.0, 0.0: 22.0}, INTERVALS)
+    (None, 'best at the end of its axis (0.0)')
+    """
+    tried = [v for v in ladder if v in scores]
+    best = max(scores, key=scores.get)           # ties: the value tried first, as the choice takes it
+    i = ladder.index(best)
+    if best == tried[0] and i > 0:
+        return ladder[i - 1], "best at the first value tried"
+    if best == tried[-1] and i < len(ladder) - 1:
+        return ladder[i + 1], "best at the last value tried"
+    if best in (tried[0], tried[-1]):         # and the ladder ends there
+        return None, f"best at the end of its axis ({best:g})"
+    return None, "no value on either side of the choice scores higher"
 
 
 def tuning_path(cfg: Config) -> Path:
@@ -78,24 +113,34 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
     start = pretrain(cfg, data["public"], progress=progress)
     steps = max(1, round(len(data["private"]) / cfg.expected_batch_size))
     chosen: dict = {}
-    rows = []
-    for method, name, values in STAGES:
-        scores = {}
-        for value in candidates(cfg, name, values):
-            t = time.perf_counter()
-            c = cfg.replace(method=method, strategy="finetune", epsilon=epsilon, clip_norm=clip, seed=0,
-                            delta=0.0, **chosen, **{name: value})
-            model = build_model(c, start=start).to(device)
-            fit(model, c, data["private"], val_set=None, device=device, public_set=data["public"],
-                desc=f"tuning {method} {name}={value:g}", progress=progress)
-            scores[value] = evaluate(model, data["val"], device=device, flip_test=c.flip_test)[0]["Mean"]
-            rows.append({"method": method, "field": name, "value": value, "pckh_mean": scores[value],
-                         "wall_s": time.perf_counter() - t})
-            if progress:
-                print(f"tuning {method}: {name}={value:g} -> stand-in val PCKh@0.5 {scores[value]:.2f}", flush=True)
-        chosen[name] = max(scores, key=scores.get)
+    rows, notes = [], []
+    for method, name, first, ladder in STAGES:
+        scores: dict = {}              # ladder value -> stand-in val PCKh@0.5
+        todo, extra = list(first), 0
+        while todo:
+            for share in todo:
+                value = candidates(cfg, name, (share,))[0]
+                t = time.perf_counter()
+                c = cfg.replace(method=method, strategy="finetune", epsilon=epsilon, clip_norm=clip, seed=0,
+                                delta=0.0, **chosen, **{name: value})
+                model = build_model(c, start=start).to(device)
+                fit(model, c, data["private"], val_set=None, device=device, public_set=data["public"],
+                    desc=f"tuning {method} {name}={value:g}", progress=progress)
+                scores[share] = evaluate(model, data["val"], device=device, flip_test=c.flip_test)[0]["Mean"]
+                rows.append({"method": method, "field": name, "value": value, "pckh_mean": scores[share],
+                             "wall_s": time.perf_counter() - t})
+                if progress:
+                    print(f"tuning {method}: {name}={value:g} -> stand-in val PCKh@0.5 {scores[share]:.2f}", flush=True)
+            nxt, why = next_candidate(scores, ladder)
+            todo = [nxt] if nxt is not None and extra < EXTEND else []
+            extra += bool(todo)
+            if nxt is not None and not todo:
+                why = f"{why}; the stage's {EXTEND} extensions are spent"
+        best = max(scores, key=scores.get)
+        chosen[name] = candidates(cfg, name, (best,))[0]
+        notes.append({"method": method, "field": name, "chosen": chosen[name], "note": why})
     out = {"preset": preset, "epsilon": epsilon, "epsilon_real": max(grid.epsilons), "n_real": n_real, "clip_norm": clip, "steps_per_epoch": steps,
-           "split": {k: len(v) for k, v in data.items()}, "split_seed": TUNING_SEED, "rows": rows, "chosen": chosen,
+           "split": {k: len(v) for k, v in data.items()}, "split_seed": TUNING_SEED, "rows": rows, "stages": notes, "chosen": chosen,
            "wall_s": time.perf_counter() - t0, "provenance": results.provenance(device)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
@@ -117,3 +162,13 @@ def tuning_table(tuning: dict, cfg: Config):
              "chosen": "yes" if tuning["chosen"][r["field"]] == r["value"] else "",
              "preset uses": "yes" if getattr(cfg, r["field"]) == r["value"] else ""} for r in tuning["rows"]]
     return pd.DataFrame(rows).set_index(["method", "field", "value"])
+
+
+def tuning_notes(tuning: dict):
+    """Per stage: the value chosen and why the stage stopped where it did (the score falls on both
+    sides of the choice, or the choice is the end of its axis)."""
+    import pandas as pd
+    from .results import METHOD_NAMES
+    return pd.DataFrame([{"method": METHOD_NAMES[n["method"]], "field": n["field"], "chosen": n["chosen"],
+                          "why the candidates stop there": n["note"]} for n in tuning["stages"]]).set_index(
+                              ["method", "field"])

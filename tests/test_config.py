@@ -66,21 +66,44 @@ def test_configs_are_frozen_and_replace_validates():
 
 
 def test_hash_is_canonical_json_sha256_of_result_fields():
-    cfg = make_config("embedded", epsilon=0.4)
+    """Hand-built blob of a DP-SGD config: every result field, the subspace, public-gradient and blur
+    fields it never reads at their fixed values, subspace_interval (added since) left out, and the
+    retired subspace_every at its one value."""
+    cfg = make_config("embedded", method="dpsgd", epsilon=0.4, subspace_k=7, subspace_interval=0.5,
+                      public_weight_fdp=9.0, blur_sigma_256=3.0)
     d = {k: v for k, v in cfg.to_dict().items()
          if k not in ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers",
-                      "max_physical_batch_size")}
+                      "max_physical_batch_size", "subspace_interval")}
+    d.update(subspace_k=50, subspace_m=100, subspace_budget_mb=1024.0, public_weight_fdp=0.3, public_weight_hybrid=1.0,
+             fdp_public="independent", blur_kernel_256=25, blur_sigma_256=10.0, subspace_every=50)
     expected = hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert cfg.hash() == expected
 
 
-def test_hash_tracks_results_not_locations():
-    cfg = make_config("embedded")
+def test_hash_tracks_results_not_locations_nor_unread_fields():
+    cfg = make_config("embedded", method="pdp")
     assert cfg.replace(results_dir="elsewhere", cache_dir="/tmp/x", device="cpu",
                        max_physical_batch_size=8).hash() == cfg.hash()
     changed = {cfg.replace(**{f: v}).hash() for f, v in
-               [("epsilon", 0.2), ("seed", 1), ("method", "dpsgd"), ("clip_norm", 0.01), ("strategy", "full")]}
-    assert len(changed) == 5 and cfg.hash() not in changed
+               [("epsilon", 0.2), ("seed", 1), ("method", "dpsgd"), ("clip_norm", 0.01), ("strategy", "full"),
+                ("subspace_interval", 0.5), ("subspace_k", 10)]}
+    assert len(changed) == 7 and cfg.hash() not in changed
+    # what a method never reads cannot split its runs
+    assert cfg.replace(public_weight_hybrid=3.0, public_weight_fdp=3.0, fdp_public="same-batch").hash() == cfg.hash()
+    plain = make_config("embedded")
+    assert plain.replace(epsilon=0.2, clip_norm=1.0, subspace_k=5, blur_sigma_256=2.0).hash() == plain.hash()
+    blurred = plain.replace(blurred_only=True)           # the blurred-only baseline reads the blur
+    assert blurred.replace(blur_sigma_256=2.0).hash() != blurred.hash()
+    fdp = make_config("embedded", method="fdp")
+    assert fdp.replace(public_weight_hybrid=3.0, subspace_interval=0.5).hash() == fdp.hash()
+    assert fdp.replace(public_weight_fdp=3.0).hash() != fdp.hash()
+
+
+def test_a_stored_config_may_name_a_retired_field_at_its_one_value_only():
+    d = make_config("embedded", method="dpsgd").to_dict()
+    assert Config.from_dict({**d, "subspace_every": 50}) == Config.from_dict(d)
+    with pytest.raises(ValueError, match="subspace_every=10 names a retired field"):
+        Config.from_dict({**d, "subspace_every": 10})
 
 
 def test_hash_is_stable_across_processes():

@@ -28,7 +28,7 @@ def test_every_committed_record_is_current_and_says_where_it_comes_from():
         assert r.config_hash in grid, f"{r.config_hash} is not a configuration of the embedded grid"
         prov = r.provenance
         assert len(prov["commit"]) == 40 and prov["clean"] is True, f"{r.config_hash}: made from uncommitted code"
-        assert prov["training_version"] == results.TRAINING_VERSION
+        assert prov["training_version"] == results.training_version(cfg.method) == r.training_version
         assert {"torch", "cpu", "threads", "device"} <= set(prov) and r.wall_s > 0
 
 

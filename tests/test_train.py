@@ -68,7 +68,7 @@ def test_delta_at_or_above_one_over_n_is_refused(smoke_cfg):
 def test_record_says_where_it_comes_from(smoke_run):
     _, r = smoke_run
     prov = r.provenance
-    assert prov["training_version"] == results.TRAINING_VERSION == r.training_version
+    assert prov["training_version"] == results.training_version(r.config["method"]) == r.training_version
     assert prov["torch"] == torch.__version__ and prov["threads"] == torch.get_num_threads()
     assert prov["device"] == "cpu" and prov["gpu"] is None and prov["cpu"]
     from conftest import REPO
@@ -81,8 +81,8 @@ def test_a_record_of_another_training_version_is_refused_loudly(smoke_run, tmp_p
     cfg, r = smoke_run
     stale = dataclasses.replace(r, training_version=r.training_version - 1)
     path = results.save(stale, tmp_path / "stale.json")
-    with pytest.raises(results.StaleRecord, match=rf"training code version {r.training_version - 1}, this code is version "
-                       rf"{results.TRAINING_VERSION}.*make book FRESH=1"):
+    with pytest.raises(results.StaleRecord, match=rf"training code version {r.training_version - 1} of {cfg.method}, this "
+                       rf"code is version {results.training_version(cfg.method)}.*make book FRESH=1"):
         results.load(path)
     cfg2 = cfg.replace(results_dir=str(tmp_path))
     results.save(stale, results.run_path(cfg2))

@@ -6,7 +6,8 @@ import pytest
 
 from dphpe_core import make_config
 from dphpe_core.sources import split_source
-from dphpe_core.tuning import STAGES, TUNING_SPLIT, candidates, disagreements, stand_in_splits, tune, tuning_path
+from dphpe_core.tuning import (EXTEND, STAGES, TUNING_SPLIT, candidates, disagreements, stand_in_splits, tune,
+                               tuning_path)
 
 
 def test_stand_in_splits_are_disjoint_and_cover_the_public_split(smoke_cfg):
@@ -29,12 +30,23 @@ def test_split_source_refuses_an_empty_part(smoke_bundle):
 
 def test_tuning_reads_no_private_or_val_crop_and_chooses_the_best_candidate(smoke_cfg, tmp_path, public_only):
     out = tune("smoke", progress=False, cache_dir=smoke_cfg.cache_dir, results_dir=str(tmp_path))
-    assert [(r["method"], r["field"], r["value"]) for r in out["rows"]] == \
-        [(m, f, v) for m, f, values in STAGES for v in candidates(smoke_cfg, f, values)]
     assert candidates(smoke_cfg, "subspace_k", (0.25, 0.5, 1.0)) == (4, 8, 16)
-    for method, field, _ in STAGES:
+    assert [n["field"] for n in out["stages"]] == [f for _, f, _, _ in STAGES]
+    for method, field, first, ladder in STAGES:
         rows = [r for r in out["rows"] if r["field"] == field]
-        assert out["chosen"][field] == max(rows, key=lambda r: r["pckh_mean"])["value"]
+        tried = [r["value"] for r in rows]
+        assert tried[:len(first)] == list(candidates(smoke_cfg, field, first))   # the first candidates, then the walk
+        assert len(tried) <= len(first) + EXTEND and set(tried) <= set(candidates(smoke_cfg, field, ladder))
+        best = max(rows, key=lambda r: r["pckh_mean"])["value"]
+        assert out["chosen"][field] == best
+        # the stage stopped because neither side scores higher, or at its axis' end, or out of extensions
+        order = list(candidates(smoke_cfg, field, ladder))
+        ends = sorted(order.index(v) for v in tried)
+        note = next(n["note"] for n in out["stages"] if n["field"] == field)
+        at = order.index(best)
+        assert (ends[0] < at < ends[-1]) == (note == "no value on either side of the choice scores higher")
+        if at in (ends[0], ends[-1]):
+            assert at in (0, len(order) - 1) or "extensions are spent" in note
     cfg = make_config("smoke", results_dir=str(tmp_path))
     assert json.loads(tuning_path(cfg).read_text())["chosen"] == out["chosen"]
     assert out["split"] == {"private": 26, "public": 26, "val": 12}
@@ -47,4 +59,4 @@ def test_the_embedded_preset_holds_the_committed_tuning_choice():
     assert path.is_file(), f"{path} is committed with the embedded study's records"
     tuning = json.loads(path.read_text())
     assert disagreements(cfg, tuning) == {}
-    assert set(tuning["chosen"]) == {field for _, field, _ in STAGES}
+    assert set(tuning["chosen"]) == {field for _, field, _, _ in STAGES}
