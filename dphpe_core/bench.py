@@ -163,6 +163,32 @@ def format_steps(result: dict) -> str:
     return "\n".join(lines)
 
 
+def rebuild_table(runs: list[dict]):
+    """Per strategy: what one rebuild of PDP-SGD's subspace costs (m per-sample public gradients and the
+    eigendecomposition), how often the preset's schedule rebuilds, and its cost per step, in ms and as a
+    share of the timed PDP-SGD step (which includes the rebuilds)."""
+    import pandas as pd
+    rows = [{"strategy": r["strategy"], "rebuild (ms)": 1000 * r["subspace_refresh_s"],
+             "every (steps)": r.get("subspace_every", 1),
+             "per step (ms)": 1000 * r["subspace_refresh_s"] / r.get("subspace_every", 1),
+             "share of a PDP-SGD step": r["refresh_share_of_step"]} for r in runs if "subspace_refresh_s" in r]
+    return pd.DataFrame(rows).set_index("strategy") if rows else pd.DataFrame()
+
+
+def rebuild_sentence(table) -> str:
+    """The rebuild's cost in words, from rebuild_table (what the cost chapter says)."""
+    if table.empty or "finetune" not in table.index:
+        return "No step benchmark of the subspace rebuild yet: `dphpe bench` measures it."
+    f = table.loc["finetune"]
+    text = (f"One rebuild takes {f['rebuild (ms)']:.0f} ms in finetuning; the preset's schedule rebuilds every "
+            f"{int(f['every (steps)'])} step(s), so rebuilding is {100 * f['share of a PDP-SGD step']:.0f}% of a "
+            f"PDP-SGD step")
+    if "full" in table.index:
+        text += (f" ({100 * table.loc['full', 'share of a PDP-SGD step']:.0f}% in full finetuning, where the basis "
+                 f"spans every parameter)")
+    return text + "."
+
+
 def bench_strategies(preset: str = "embedded", *, strategies=("finetune", "full"), **kwargs) -> dict:
     """bench_steps for each strategy, in one process, one after the other: {"runs": [...]}."""
     return {"preset": preset, "runs": [bench_steps(preset, strategy=s, **kwargs) for s in strategies]}

@@ -147,6 +147,20 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
     return out
 
 
+def schedule(cfg: Config, tuning: dict) -> dict:
+    """The subspace schedule the tuning chose, in steps: between rebuilds and the bases built, in the
+    stand-in's run and in a run of `cfg` (its private set: n_private, or MPII's size)."""
+    from .mechanisms import rebuild_every
+    chosen = cfg.replace(subspace_interval=tuning["chosen"]["subspace_interval"])
+    n = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
+    out = {"interval": chosen.subspace_interval, "k": tuning["chosen"]["subspace_k"]}
+    for name, steps in (("stand_in", tuning["steps_per_epoch"]),
+                        ("study", cfg.epochs * max(1, round(n / cfg.expected_batch_size)))):
+        every = rebuild_every(chosen, steps)
+        out.update({f"{name}_steps": steps, f"{name}_every": every, f"{name}_rebuilds": -(-steps // every)})
+    return out
+
+
 def disagreements(cfg: Config, tuning: dict) -> dict:
     """{field: (preset value, chosen value)} where the config does not hold the tuning's choice."""
     return {k: (getattr(cfg, k), v) for k, v in tuning["chosen"].items() if getattr(cfg, k) != v}
@@ -164,11 +178,28 @@ def tuning_table(tuning: dict, cfg: Config):
     return pd.DataFrame(rows).set_index(["method", "field", "value"])
 
 
+# What the end of each axis means, where a stage stops at it
+AXIS_ENDS = {
+    ("subspace_interval", "low"): "a rebuild at every step: the subspace cannot be fresher",
+    ("subspace_k", "high"): "k = m: the m public gradients span no more",
+    ("public_weight_fdp", "low"): ("the score still rises towards lambda = 0, where feature DP is DP-SGD with "
+                                   "replace-one accounting: the blurred gradient does not help here"),
+    ("public_weight_hybrid", "low"): ("the score still rises towards lambda = 0, where the hybrid is PDP-SGD with "
+                                      "replace-one accounting: the blurred gradient does not help here"),
+}
+
+
 def tuning_notes(tuning: dict):
-    """Per stage: the value chosen and why the stage stopped where it did (the score falls on both
-    sides of the choice, or the choice is the end of its axis)."""
+    """Per stage: the value chosen and why the stage stopped where it did (no value beside the choice
+    scores higher, or the choice is the end of its axis, and what that end means)."""
     import pandas as pd
     from .results import METHOD_NAMES
-    return pd.DataFrame([{"method": METHOD_NAMES[n["method"]], "field": n["field"], "chosen": n["chosen"],
-                          "why the candidates stop there": n["note"]} for n in tuning["stages"]]).set_index(
-                              ["method", "field"])
+    rows = []
+    for n in tuning["stages"]:
+        method, field = n["method"], n["field"]
+        ladder = candidates(make_config(tuning["preset"]), field, next(s[3] for s in STAGES if s[1] == field))
+        end = {min(ladder): "low", max(ladder): "high"}.get(n["chosen"]) if "end of its axis" in n["note"] else None
+        meaning = AXIS_ENDS.get((field, end), "the end of the ladder tried") if end else ""
+        rows.append({"method": METHOD_NAMES[method], "field": field, "chosen": n["chosen"],
+                     "why the candidates stop there": n["note"] + (f": {meaning}" if meaning else "")})
+    return pd.DataFrame(rows).set_index(["method", "field"])

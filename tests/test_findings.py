@@ -87,3 +87,34 @@ def test_regime_table_picks_each_methods_best_c_and_recovers_at_equal_epsilon():
     assert reg.loc[(2000, "hybrid"), "clip_norm"] == 1.0 and reg.loc[(2000, "dpsgd"), "clip_norm"] == 0.1
     assert reg.loc[(2000, "hybrid"), "gap_recovery"] == pytest.approx(100 * (56 - 41) / (70 - 41))
     assert reg.loc[(22000, "hybrid"), "n_x_epsilon"] == pytest.approx(17600) and reg.loc[(2000, "dpsgd"), "n"] == 3
+
+
+def test_the_papers_feature_dp_results_against_its_own_blurred_only_model():
+    """PAPER.md: finetuning, blurred-only 83.61; at epsilon 0.8 the hybrid's best 82.61 (C 0.1), FDP's
+    80.40 (C 0.01); full finetuning 70.32, hybrid 79.9 (C 0.1), FDP 59.0 (C 0.01)."""
+    from dphpe_core.findings import public_only_comparison
+    from dphpe_core.results import paper_results
+    t = public_only_comparison(paper_results()).set_index(["strategy", "what"])
+    assert t.loc[("finetune", "blurred-only (epsilon 0)"), "mean"] == pytest.approx(83.61)
+    assert t.loc[("finetune", "Hybrid at epsilon 0.8"), ["mean", "clip_norm", "above"]].tolist() == \
+        pytest.approx([82.61, 0.1, -1.00])
+    assert t.loc[("finetune", "FDP at epsilon 0.8"), ["mean", "clip_norm", "above"]].tolist() == \
+        pytest.approx([80.40, 0.01, -3.21])
+    assert t.loc[("full", "Hybrid at epsilon 0.8"), "above"] == pytest.approx(79.9 - 70.32)
+    assert t.loc[("full", "FDP at epsilon 0.8"), "above"] == pytest.approx(59.0 - 70.32)
+    assert "scratch" not in t.index.get_level_values(0)        # no private cells: nothing to compare
+
+
+def test_feature_dp_curves_start_at_the_blurred_only_baseline():
+    from dphpe_core.findings import with_public_only
+    rows = [dict(method="nonprivate", blurred_only=b, strategy="finetune", n_private=100, pckh_mean=v)
+            for b, v in ((True, 40.0), (True, 44.0), (False, 70.0))]
+    summary = pd.DataFrame(rows)
+    stats = pd.DataFrame([dict(strategy="finetune", clip_norm=c, Method=m, epsilon=0.8, mean=50.0, ci95=1.0)
+                          for c in (0.1, 1.0) for m in ("DP-SGD", "FDP", "Hybrid")])
+    out = with_public_only(stats, summary)
+    zero = out[out.epsilon == 0]
+    assert sorted(zip(zero.clip_norm, zero.Method)) == [(0.1, "FDP"), (0.1, "Hybrid"), (1.0, "FDP"), (1.0, "Hybrid")]
+    assert (zero["mean"] == 42.0).all() and (zero.n == 2).all()
+    assert zero.ci95.iloc[0] == pytest.approx(12.706 * 8 ** 0.5 / 2 ** 0.5, rel=1e-3)   # t(0.975, 1) x sd / sqrt(n)
+    assert len(out) == len(stats) + 4
