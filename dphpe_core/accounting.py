@@ -186,10 +186,14 @@ def calibrate_noise(target_epsilon: float, delta: float, sample_rate: float, ste
     check_privacy_parameters(epsilon=target_epsilon, delta=delta, sample_rate=sample_rate, steps=steps,
                              n_private=n_private, accountant=accountant if amplification else "pld", neighbouring=neighbouring)
 
+    seen: dict[float, float] = {}     # noise multiplier -> epsilon, every one evaluated
+
     def eps(sigma):
         if not amplification:
-            return epsilon_without_amplification(sigma, delta, sample_rate, steps, neighbouring=neighbouring)
-        return epsilon_spent(sigma, delta, sample_rate, steps, accountant, neighbouring=neighbouring)
+            seen[sigma] = epsilon_without_amplification(sigma, delta, sample_rate, steps, neighbouring=neighbouring)
+        else:
+            seen[sigma] = epsilon_spent(sigma, delta, sample_rate, steps, accountant, neighbouring=neighbouring)
+        return seen[sigma]
 
     lo, hi = 0.0, 1.0
     while eps(hi) > target_epsilon:
@@ -201,4 +205,12 @@ def calibrate_noise(target_epsilon: float, delta: float, sample_rate: float, ste
     while hi - lo > 1e-3 * hi:
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if eps(mid) <= target_epsilon else (mid, hi)
+    if not (e := eps(hi)) > 0:   # the accountant's numerics, not a guarantee: a reported epsilon is > 0
+        positive = {v: k for k, v in seen.items() if v > 0}
+        smallest = (f"{min(positive):.3g} (at noise multiplier {positive[min(positive)]:.4g})" if positive
+                    else "none")
+        raise ValueError(f"epsilon={target_epsilon} is below what the {accountant if amplification else 'exact'} "
+                         f"accountant can represent at delta={delta}, sample_rate={sample_rate:.4g}, steps={steps}: it "
+                         f"reports {e:.3g} at noise multiplier {hi:.4g}. The smallest positive epsilon it gave on the "
+                         f"way is {smallest}; ask for at least that")
     return hi

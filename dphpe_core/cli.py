@@ -26,8 +26,12 @@ import numpy as np
 from . import config as config_mod
 
 
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _parse_sets(pairs: list[str]) -> dict:
-    """`key=value` strings -> overrides typed like the Config field they name."""
+    """`key=value` strings -> overrides typed like the Config field they name. A field named twice, a
+    boolean that is not one of BOOLEANS and a value of the wrong type are refused, never guessed."""
     types = {f.name: f.type for f in config_mod.fields(config_mod.Config)}
     out = {}
     for pair in pairs:
@@ -36,10 +40,17 @@ def _parse_sets(pairs: list[str]) -> dict:
         key, value = pair.split("=", 1)
         if key not in types:
             config_mod.check_names({key: None}, context="--set")
+        if key in out:
+            raise SystemExit(f"{key} is given twice ({key}={out[key]!r} and {pair!r}; a flag such as --epsilon "
+                             f"sets its field too): give each field once")
         kind = types[key]
+        if kind == "bool":
+            if value.lower() not in BOOLEANS:
+                raise SystemExit(f"--set {key}: expected a boolean, one of {', '.join(BOOLEANS)}; got {value!r}")
+            out[key] = BOOLEANS[value.lower()]
+            continue
         try:
-            out[key] = (value.lower() in ("1", "true", "yes") if kind == "bool"
-                        else {"int": int, "float": float, "str": str}[kind](value))
+            out[key] = {"int": int, "float": float, "str": str}[kind](value)
         except ValueError:
             raise SystemExit(f"--set {key}: expected a value of type {kind}, got {value!r}") from None
     return out
@@ -209,7 +220,7 @@ def cmd_audit(args) -> None:
         return
     if not args.method:
         raise SystemExit("dphpe audit: give --method (one audit) or --all (the preset's audits for the book)")
-    args.set = (args.set or []) + [f"method={args.method}", f"fdp_public={args.fdp_public}"]
+    args.set = (args.set or []) + [f"method={args.method}"] + ([f"fdp_public={args.fdp_public}"] if args.fdp_public else [])
     r = run_audit(_cfg(args), canaries=args.canaries, seed=args.seed, accounting=args.accounting,
                   sabotage=args.sabotage)
     print(f"{'method':<22}{'accounting':<12}{'sabotage':<14}{'claimed eps':>12}{'lower bound':>13}"
@@ -282,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--method", choices=[m for m in config_mod.METHODS if m != "nonprivate"])
     au.add_argument("--all", action="store_true", help="the preset's audits for the book (stored, reused)")
     au.add_argument("--fresh", action="store_true", help="with --all: run them again")
-    au.add_argument("--fdp-public", default="independent", choices=config_mod.FDP_PUBLIC)
+    au.add_argument("--fdp-public", choices=config_mod.FDP_PUBLIC,
+                    help="where fdp/hybrid take their blurred public batch from (default: the preset's, independent)")
     au.add_argument("--canaries", type=int, default=1000)
     au.add_argument("--seed", type=int, default=0)
     au.add_argument("--accounting", default="honest", choices=("honest", "paper"),
@@ -332,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:      # missing or unwritable files, bad input: a message, no traceback
         print(f"dphpe: error: {e}", file=sys.stderr)
         return 2
     return 0

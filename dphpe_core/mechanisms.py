@@ -359,6 +359,11 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                        expected_batch_size=cfg.expected_batch_size)
     hooks: list[Callable[[dict | None], None]] = []
     if project:
+        if cfg.subspace_m > len(public_set):
+            raise ValueError(f"subspace_m={cfg.subspace_m}: the public split has only {len(public_set)} crops, so the "
+                             f"subspace could have rank {min(cfg.subspace_k, len(public_set))} at most while the "
+                             f"config asks for k={cfg.subspace_k} from m={cfg.subspace_m}; lower subspace_m (and "
+                             f"subspace_k <= it) or use a larger public split")
         layout = plan([n for n, _ in named], [p.numel() for p in params], k=cfg.subspace_k, m=cfg.subspace_m,
                       budget_mb=cfg.subspace_budget_mb)
         opt.subspace = Subspace(params, layout)

@@ -41,6 +41,9 @@ def _check_joints(path, i, joints, vis):
         raise MPIIError(f"{path}: record {i}: 'joints_vis' has {vis.size} values; expected {NUM_JOINTS}")
     if not np.all(np.isfinite(joints)):
         raise MPIIError(f"{path}: record {i}: 'joints' holds non-finite values")
+    if not np.all(np.isin(vis, (0, 1))):
+        bad = sorted({float(v) for v in vis[~np.isin(vis, (0, 1))]})
+        raise MPIIError(f"{path}: record {i}: 'joints_vis' holds {bad}; expected 0 (not labelled) or 1 (labelled)")
 
 
 def read_hrnet_json(path) -> list[dict]:
@@ -223,6 +226,10 @@ def evaluate_mpii(preds, gt_valid_path, threshold: float = 0.5) -> dict[str, flo
     if preds.shape != gt["joints"].shape:
         raise ValueError(f"preds have shape {preds.shape}; {gt_valid_path} expects {gt['joints'].shape} "
                          f"(N, 16, 2) in valid.json's order")
+    if not np.all(np.isfinite(preds)):
+        bad = np.unique(np.nonzero(~np.isfinite(preds))[0])
+        raise ValueError(f"preds hold non-finite coordinates for {len(bad)} of {len(preds)} people (first: index "
+                         f"{bad[0]}); a PCKh over them would count misses silently: fix the predictions first")
     from .pckh import head_size_from_box
     pck, count = pckh_per_joint(preds + 1.0, gt["joints"], ~gt["missing"], head_size_from_box(gt["head_boxes"]),
                                 threshold)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,11 +73,34 @@ def run_path(cfg: Config) -> Path:
     return Path(cfg.results_dir) / cfg.preset / "runs" / f"{cfg.hash()}.json"
 
 
+def check_writable(folder) -> Path:
+    """`folder` (made if absent) when a file can be written in it; else a clear error naming it, so that
+    nothing is trained whose result could not be kept."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"{folder}: results cannot be written there ({e.strerror or e}); nothing was trained. "
+                              f"Make it writable or set results_dir to another folder") from None
+    return folder
+
+
 def save(result: RunResult, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the record atomically (a temporary file, then a rename); a failed write leaves no file
+    behind and says what was not saved."""
+    path = Path(path)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(result), indent=1, sort_keys=True, allow_nan=True))
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(dataclasses.asdict(result), indent=1, sort_keys=True, allow_nan=True))
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path}: the record of run {result.config_hash} was not saved ({e.strerror or e}); its "
+                      f"result: {result.summary()}") from None
     return path
 
 

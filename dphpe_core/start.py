@@ -146,6 +146,22 @@ def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True) -> dict
     return {k: v.cpu() for k, v in model.state_dict().items()}
 
 
+def read_weights(path, *, rebuild: str) -> dict:
+    """A state dict saved with torch.save; a missing, truncated or foreign file is an error that names
+    it and says how to rebuild it (`rebuild`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file; {rebuild}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:      # torch raises several types on truncated or foreign files
+        raise ValueError(f"{path}: cannot be read as saved weights ({type(e).__name__}: {str(e)[:200]}); "
+                         f"{rebuild}") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict of weights; {rebuild}")
+    return state
+
+
 def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False) -> dict:
     """The public pretraining's weights for `cfg`: read from start_path(cfg), else trained (`pretrain`
     on the whole public split) and stored there with its provenance. `fresh` trains it again even
@@ -153,7 +169,7 @@ def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False)
     from . import results
     path = start_path(cfg)
     if path.is_file() and not fresh:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return read_weights(path, rebuild=f"delete it and run `dphpe pretrain --preset {cfg.preset} --fresh`")
     t0 = time.perf_counter()
     public = public_dataset(cfg)
     state = pretrain(cfg, public, progress=progress)
@@ -196,7 +212,8 @@ def build_model(cfg: Config, *, start: dict | None = None) -> PoseModel:
         state = start
         load_checkpoint(model, state, require_head=True)
     elif cfg.pretrained_path:
-        state = convert_checkpoint(torch.load(cfg.pretrained_path, map_location="cpu", weights_only=True), model)
+        state = convert_checkpoint(read_weights(cfg.pretrained_path, rebuild="download the checkpoint again, or point "
+                                                "pretrained_path at another one"), model)
         load_checkpoint(model, state)
     else:
         state = pretrained_state(cfg)

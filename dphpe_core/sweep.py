@@ -173,6 +173,8 @@ def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True, fr
     from .data import build_data
     from .start import pretrain_key, pretrained_state
     todo = sorted((c for c in configs if fresh or not results.run_path(c).is_file()), key=relative_cost, reverse=True)
+    for folder in {results.run_path(c).parent for c in todo}:     # before hours of training, not after
+        results.check_writable(folder)
     # shared inputs first, once, in this process: the data caches and each pretrained start
     for c in {(c.n_private, c.n_public, c.n_val, c.input_h, c.input_w): c for c in todo}.values():
         build_data(c)

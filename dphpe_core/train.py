@@ -22,7 +22,7 @@ from .config import Config
 from .data import build_data
 from .loop import evaluate, fit, image_view, resolve_device
 from .model import PoseModel
-from .start import build_model
+from .start import build_model, read_weights
 
 
 def train(cfg: Config, *, progress: bool = True, model_path=None) -> results.RunResult:
@@ -65,6 +65,7 @@ def load_or_train(cfg: Config, *, progress: bool = True, keep_model: bool = Fals
         stored = results.load(path)
         if not keep_model or model_path(cfg).is_file():
             return stored
+    results.check_writable(path.parent)           # before the training, not after it
     result = train(cfg, progress=progress, model_path=model_path(cfg) if keep_model else None)
     if fresh or not path.is_file():      # retrained for its weights only: the stored record stays as it was
         results.save(result, path)
@@ -78,5 +79,5 @@ def load_trained_model(cfg: Config) -> PoseModel:
         raise FileNotFoundError(f"{path}: no trained weights for config {cfg.hash()}; run "
                                 f"load_or_train(cfg, keep_model=True) first")
     model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(read_weights(path, rebuild="delete it and run load_or_train(cfg, keep_model=True) again"))
     return model.eval()

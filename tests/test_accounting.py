@@ -120,3 +120,12 @@ def test_the_coarse_pld_grid_is_an_upper_bound_within_half_a_per_mille(q, sigma,
     fine = PLDAccountant(dp_accounting.NeighboringRelation.REPLACE_ONE).compose(_event(q, sigma, steps)).get_epsilon(delta)
     ours = epsilon_spent(sigma, delta, q, steps, "pld", neighbouring="replace-one")
     assert fine <= ours <= fine * 1.0005
+
+
+def test_a_target_below_what_the_accountant_represents_is_refused_with_what_is_possible():
+    """RDP at a huge noise multiplier reports a (numerically) negative epsilon; the calibration once
+    returned that sigma and the record said '(-7.39e-07, 0.01)-DP'."""
+    with pytest.raises(ValueError, match=r"epsilon=1e-06 is below what the rdp accountant can represent.*"
+                                         r"reports -?[0-9.e-]+ at noise multiplier.*smallest positive epsilon"):
+        calibrate_noise(1e-6, 0.01, 16 / 96, 6)
+    assert epsilon_spent(calibrate_noise(1e-3, 0.01, 16 / 96, 6), 0.01, 16 / 96, 6) > 0

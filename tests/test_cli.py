@@ -33,3 +33,36 @@ def test_missing_file_is_an_error_not_a_traceback(tmp_path, capsys):
     np.save(tmp_path / "p.npy", np.zeros((1, 16, 2)))
     assert main(["eval-mpii", str(tmp_path / "p.npy"), str(tmp_path / "gt_valid.mat")]) == 2
     assert "gt_valid.mat" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--set", "augment=ture"], "expected a boolean"),
+    (["--set", "epsilon=0.4", "--set", "epsilon=0.5"], "epsilon is given twice"),
+])
+def test_no_silent_guess_and_no_silent_override(args, msg):
+    with pytest.raises(SystemExit) as e:
+        main(["config", "--preset", "smoke", *args])
+    assert msg in str(e.value)
+
+
+def test_a_flag_and_a_set_of_the_same_field_are_refused(monkeypatch):
+    import dphpe_core.train as train_mod
+    monkeypatch.setattr(train_mod, "load_or_train", lambda cfg: pytest.fail("trained despite a conflict"))
+    with pytest.raises(SystemExit, match="clip_norm is given twice"):
+        main(["train", "--preset", "smoke", "--method", "dpsgd", "--clip-norm", "0.1", "--set", "clip_norm=1.0"])
+
+
+def test_audit_takes_the_public_source_from_set_when_no_flag_is_given(monkeypatch):
+    import dphpe_core.audit as audit_mod
+    seen = {}
+
+    def fake(cfg, **kwargs):
+        seen["cfg"] = cfg
+        raise SystemExit("stop")
+    monkeypatch.setattr(audit_mod, "run_audit", fake)
+    with pytest.raises(SystemExit, match="stop"):
+        main(["audit", "--preset", "smoke", "--method", "fdp", "--set", "fdp_public=same-batch"])
+    assert seen["cfg"].fdp_public == "same-batch"
+    with pytest.raises(SystemExit, match="fdp_public is given twice"):
+        main(["audit", "--preset", "smoke", "--method", "fdp", "--fdp-public", "independent",
+              "--set", "fdp_public=same-batch"])

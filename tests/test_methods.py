@@ -130,3 +130,14 @@ def test_the_subspace_is_built_from_the_public_split_only(smoke_cfg, smoke_bundl
     private_people = {smoke_bundle.private_train[i]["person_id"] for i in range(len(smoke_bundle.private_train))}
     public_people = {smoke_bundle.public[i]["person_id"] for i in set(pub_log)}
     assert private_people.isdisjoint(public_people)
+
+
+def test_a_subspace_larger_than_the_public_split_allows_is_refused(smoke_cfg, smoke_bundle):
+    """The smoke public split has 64 crops: k = m = 100 cannot be honoured (it was cut to 64 while the
+    record's layout said rank 100)."""
+    from dphpe_core.mechanisms import make_optimizer
+    cfg = smoke_cfg.replace(method="pdp", subspace_m=100, subspace_k=100)
+    model = set_strategy(PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split), cfg.strategy)
+    with pytest.raises(ValueError, match=r"subspace_m=100: the public split has only 64 crops"):
+        make_optimizer(cfg, model, private_set=smoke_bundle.private_train, public_set=smoke_bundle.public,
+                       steps_per_epoch=6)

@@ -86,6 +86,8 @@ def test_evaluate_mpii_perfect_and_perturbed(mpii_fixture):
                                                                         nan_ok=True)
     with pytest.raises(ValueError, match=r"preds have shape \(2, 16, 2\)"):
         evaluate_mpii(truth[:2], gt_path)
+    with pytest.raises(ValueError, match=r"non-finite coordinates for 1 of .* people \(first: index 1\)"):
+        evaluate_mpii(np.where(np.arange(len(truth))[:, None, None] == 1, np.nan, truth), gt_path)
 
 
 def test_build_data_reads_mpii(mpii_fixture):
@@ -109,6 +111,8 @@ GOOD = {"image": "a.jpg", "center": [50.0, 50.0], "scale": 0.5, "joints": [[10.0
 @pytest.mark.parametrize("record, msg", [
     ({**GOOD, "joints": [[1.0, 1.0]] * 15}, r"record 0: 'joints' has shape \(15, 2\); expected \(16, 2\)"),
     ({**GOOD, "joints_vis": [1] * 14}, r"'joints_vis' has 14 values; expected 16"),
+    ({**GOOD, "joints_vis": [1] * 15 + [2]}, r"'joints_vis' holds \[2.0\]; expected 0 \(not labelled\) or 1"),
+    ({**GOOD, "joints_vis": [-1] + [1] * 15}, r"'joints_vis' holds \[-1.0\]; expected 0"),
     ({k: v for k, v in GOOD.items() if k != "scale"}, r"lacks field\(s\) \['scale'\]"),
     ({**GOOD, "scale": -1}, "scale > 0"),
     ({**GOOD, "joints": [["a", 1]] * 16}, "non-numeric"),

@@ -146,3 +146,19 @@ def test_attention_bias_resizing():
     grid = torch.arange(49.0).view(1, 7, 7).expand(2, 7, 7).reshape(2, 49)
     up = _resize_bias(grid, (2, 196)).view(2, 14, 14)
     assert up[0, 0, 0] < up[0, 0, -1] < up[0, -1, -1]     # order of offsets is kept
+
+
+def test_a_truncated_or_foreign_weights_file_names_itself_and_how_to_rebuild(tmp_path):
+    from dphpe_core.start import read_weights
+    good = tmp_path / "w.pt"
+    torch.save({"a": torch.ones(3)}, good)
+    assert read_weights(good, rebuild="x")["a"].sum() == 3
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"bad.pt: cannot be read as saved weights .*; rerun it"):
+        read_weights(bad, rebuild="rerun it")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match=r"list.pt: holds a list, not a state dict"):
+        read_weights(tmp_path / "list.pt", rebuild="rerun it")
+    with pytest.raises(FileNotFoundError, match=r"none.pt: no such weights file; rerun it"):
+        read_weights(tmp_path / "none.pt", rebuild="rerun it")

@@ -102,3 +102,25 @@ def test_cache_is_reused(tmp_path, monkeypatch):
 def test_bad_requests_are_refused(split, n, msg):
     with pytest.raises(ValueError, match=msg):
         sp.render_split(split, n, height=64, width=48)
+
+
+def test_a_corrupt_or_mismatched_cache_names_its_file_and_how_to_rebuild(tmp_path):
+    import json
+
+    from dphpe_core.synthpose import MANIFEST, cache_path, load_split
+    kw = dict(height=64, width=48, seed=0, cache_dir=str(tmp_path))
+    first = load_split("val", 8, progress=False, **kw)
+    folder = cache_path(str(tmp_path), "val", 8, 64, 48, 0)
+    assert json.loads((folder / MANIFEST).read_text())["arrays"]["images"]["shape"] == [8, 64, 48, 3]
+    again = load_split("val", 8, progress=False, **kw)              # the manifest agrees: read as it is
+    assert (np.asarray(again["images"]) == np.asarray(first["images"])).all()
+    joints = folder / "joints.npy"
+    joints.write_bytes(joints.read_bytes()[:100])                    # truncated
+    with pytest.raises(ValueError, match=r"SynthPose cache .*: joints.npy cannot be read .*delete that folder"):
+        load_split("val", 8, progress=False, **kw)
+    np.save(joints, np.zeros((8, 16, 2), np.float64))                # readable, but not what was written
+    with pytest.raises(ValueError, match=rf"disagree with {MANIFEST} in \['arrays'\]"):
+        load_split("val", 8, progress=False, **kw)
+    np.save(joints, np.zeros((7, 16, 2), np.float32))
+    with pytest.raises(ValueError, match=r"arrays \{'joints': 7\} do not hold 8 rows"):
+        load_split("val", 8, progress=False, **kw)

@@ -99,3 +99,27 @@ def test_fresh_retrains_and_overwrites(smoke_run, tmp_path):
     again = load_or_train(cfg2, progress=False, fresh=True)
     assert again.wall_s > 0 and results.load(results.run_path(cfg2)).wall_s == again.wall_s
     assert again.pckh == r.pckh
+
+
+def test_an_unwritable_results_folder_is_refused_before_any_training(smoke_cfg, tmp_path, monkeypatch):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the results folder should be")
+    cfg = smoke_cfg.replace(method="dpsgd", results_dir=str(blocked))
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained although the result cannot be kept"))
+    with pytest.raises(PermissionError, match=rf"{blocked}.*results cannot be written there.*nothing was trained"):
+        load_or_train(cfg)
+
+
+def test_a_failed_save_leaves_no_temporary_file_and_says_what_was_lost(smoke_run, tmp_path, monkeypatch):
+    from pathlib import Path
+    _, r = smoke_run
+    path = tmp_path / "runs" / "x.json"
+
+    def full_disk(self, *a, **k):
+        Path.write_bytes(self, b"{")       # a partial write, then the disk is full
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match=r"x.json: the record of run .* was not saved \(No space left on device\)"):
+        results.save(r, path)
+    monkeypatch.undo()
+    assert list((tmp_path / "runs").iterdir()) == []
