@@ -214,3 +214,12 @@ def calibrate_noise(target_epsilon: float, delta: float, sample_rate: float, ste
                          f"reports {e:.3g} at noise multiplier {hi:.4g}. The smallest positive epsilon it gave on the "
                          f"way is {smallest}; ask for at least that")
     return hi
+
+
+def record_epsilon(privacy: dict) -> float:
+    """Epsilon from a record's own numbers (its privacy dict: noise_multiplier, delta, sample_rate,
+    steps, accountant, neighbouring, amplification), under its own accountant and relation."""
+    args = (privacy["noise_multiplier"], privacy["delta"], privacy["sample_rate"], privacy["steps"])
+    if not privacy["amplification"]:
+        return epsilon_without_amplification(*args, neighbouring=privacy["neighbouring"])
+    return epsilon_spent(*args, privacy["accountant"], neighbouring=privacy["neighbouring"])

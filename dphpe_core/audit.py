@@ -64,11 +64,10 @@ def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
         raise ValueError(f"expected 0 <= correct ({v}) <= guesses ({r}) <= canaries ({m})")
     q = 1.0 / (1.0 + math.exp(-epsilon))
     tail = float(binom.sf(v - 1, r, q))
-    worst, below = 0.0, 0.0
-    for i in range(1, v + 1):
-        below += float(binom.pmf(v - i, r, q))
-        worst = max(worst, below / i)
-    return min(1.0, tail + 2 * m * delta * worst)
+    # the largest average of the tail below v: max over i of (pmf(v-1) + ... + pmf(v-i)) / i
+    below = np.cumsum(binom.pmf(np.arange(v - 1, -1, -1), r, q)) if v else np.zeros(0)
+    worst = float((below / np.arange(1, v + 1)).max()) if v else 0.0
+    return min(1.0, tail + 2 * m * delta * max(worst, 0.0))
 
 
 def epsilon_lower_bound(canaries: int, guesses: int, correct: int, *, delta: float, alpha: float = 0.05) -> float:
@@ -95,12 +94,45 @@ def epsilon_lower_bound(canaries: int, guesses: int, correct: int, *, delta: flo
     return lo
 
 
+def guess_counts(m: int) -> list[int]:
+    """The k (guesses on each side) that best_bound tries for m canaries."""
+    return sorted({k for k in (m // 100, m // 40, m // 20, m // 10, m // 4, m // 2) if k >= 1})
+
+
+def power_ceiling(canaries: int, *, delta: float, rules: int = 1, alpha: float = 0.05) -> float:
+    """The largest bound an audit with `canaries` canaries and `rules` attack rules can ever report at
+    this delta: every guess right, at the best k. Below the claimed epsilon, the audit cannot catch a
+    mechanism that spends more than it claims, however broken.
+
+    >>> round(power_ceiling(1000, delta=1e-5), 2), power_ceiling(500, delta=0.01)
+    (5.27, 0.0)
+    """
+    ks = guess_counts(canaries)
+    return max(epsilon_lower_bound(canaries, 2 * k, 2 * k, delta=delta, alpha=alpha / (len(ks) * rules)) for k in ks)
+
+
+def powered_settings(claim: float, *, canaries: int, delta: float, rules: int = 1, alpha: float = 0.05) -> str:
+    """In words: the canaries (at this delta) or the delta (with these canaries) whose ceiling reaches `claim`."""
+    out = []
+    m = canaries                 # more canaries help only while 2 m delta stays small against alpha
+    while 2 * m * delta < alpha and power_ceiling(m, delta=delta, rules=rules, alpha=alpha) < claim:
+        m *= 2
+    if 2 * m * delta < alpha:
+        out.append(f"{m} canaries at delta {delta:g}")
+    d = delta
+    while d > 1e-12 and power_ceiling(canaries, delta=d, rules=rules, alpha=alpha) < claim:
+        d /= 10
+    if d > 1e-12:
+        out.append(f"delta {d:g} with {canaries} canaries")
+    return " or ".join(out) or "no setting of canaries, or of delta down to 1e-12"
+
+
 def best_bound(scores: dict[str, np.ndarray], bits: np.ndarray, *, delta: float, alpha: float = 0.05,
                ks=None) -> dict:
     """Guess S_i = 1 for the k highest and S_i = 0 for the k lowest scores, for every attack rule in
     `scores` and every k in `ks`; the best bound with alpha split evenly over all tries (Bonferroni)."""
     m = len(bits)
-    ks = ks or sorted({k for k in (m // 100, m // 40, m // 20, m // 10, m // 4, m // 2) if k >= 1})
+    ks = ks or guess_counts(m)
     tries = len(ks) * len(scores)
     best = {"epsilon_lower_bound": 0.0, "guesses": 0, "correct": 0, "rule": None, "k": None, "tries": tries}
     for rule, s in scores.items():
@@ -134,6 +166,7 @@ class AuditResult:
     wall_s: float
     config_hash: str
     what: str                       # what was audited, in words
+    ceiling: float = float("nan")   # the largest bound these canaries and delta could show (power_ceiling)
     scores_in: list = field(default_factory=list)    # the best rule's scores, S_i = 1 / S_i = 0
     scores_out: list = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
@@ -248,8 +281,13 @@ def _rows(params, canary_params) -> int:
 
 
 def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: str = "honest",
-              sabotage: str = "none", alpha: float = 0.05, progress: bool = True) -> AuditResult:
-    """Train `cfg` once with `canaries` canaries through its mechanism; the bound and what it rests on."""
+              sabotage: str = "none", alpha: float = 0.05, progress: bool = True,
+              allow_no_power: bool = False) -> AuditResult:
+    """Train `cfg` once with `canaries` canaries through its mechanism; the bound and what it rests on.
+
+    Before training, the largest bound these canaries and delta could show (power_ceiling) is set
+    against the claimed epsilon: below it the audit has no power and is refused, naming settings that
+    would have it, unless `allow_no_power` (then the result says so: `ceiling` < `epsilon_claimed`)."""
     from .accounting import calibrate_noise
     from .data import build_data
     from .results import provenance
@@ -282,7 +320,15 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
         sigma = p["noise_multiplier"]
         if accounting == "paper":      # the paper's claim: add/remove, amplified, RDP, whatever the variant
             sigma = calibrate_noise(cfg.epsilon, p["delta"], p["sample_rate"], p["steps"], "rdp")
-        box.update(privacy=p, sigma=sigma)
+        claim = cfg.epsilon if accounting == "paper" else p["epsilon_spent"]
+        rules = 4 if can.public_layer is not None else 1         # Canaries.scores' attack rules
+        ceiling = power_ceiling(canaries, delta=p["delta"], rules=rules, alpha=alpha)
+        if ceiling < claim and not allow_no_power:
+            raise ValueError(f"this audit has no power: {canaries} canaries at delta {p['delta']:g} can show a bound "
+                             f"of at most {ceiling:.3g}, below the claimed epsilon {claim:.3g}, so it could not catch "
+                             f"a broken mechanism. Use {powered_settings(claim, canaries=canaries, delta=p['delta'], rules=rules, alpha=alpha)} "
+                             f"(or allow_no_power / --allow-no-power to run it labelled 'no power')")
+        box.update(privacy=p, sigma=sigma, ceiling=ceiling)
         can.install(mech, clip_norm=cfg.clip_norm, sample_rate=p["sample_rate"], sabotage=sabotage,
                     noise_multiplier=sigma)
 
@@ -303,7 +349,7 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
                        guesses=best["guesses"], correct=best["correct"], rule=best["rule"],
                        noise_multiplier=box["sigma"] / (10 if sabotage == "noise-div-10" else 1),
                        sample_rate=p["sample_rate"], steps=p["steps"], wall_s=time.perf_counter() - t0,
-                       config_hash=cfg.hash(), what=what,
+                       config_hash=cfg.hash(), what=what, ceiling=box["ceiling"],
                        scores_in=[float(x) for x in chosen[bits]], scores_out=[float(x) for x in chosen[~bits]],
                        provenance=provenance(device, method=cfg.method))
 
@@ -363,6 +409,15 @@ def audit_book(preset: str, *, canaries: int = 1000, fresh: bool = False, progre
     return out
 
 
+def ceiling(a: AuditResult) -> float:
+    """The audit's power ceiling: stored, or (an audit from before it was stored) recomputed from its
+    canaries, delta and attack rules."""
+    if a.ceiling == a.ceiling:
+        return a.ceiling
+    pairs = a.method in ("fdp", "hybrid") and a.fdp_public != "public-set"
+    return power_ceiling(a.canaries, delta=a.delta, rules=4 if pairs else 1)
+
+
 def audit_table(audits: list[AuditResult]):
     """One row per audit for the book."""
     import pandas as pd
@@ -372,6 +427,7 @@ def audit_table(audits: list[AuditResult]):
              "sabotage": "" if a.sabotage == "none" else a.sabotage, "neighbours": a.neighbouring,
              "claimed epsilon": round(a.epsilon_claimed, 3), "lower bound": round(a.epsilon_lower_bound, 3),
              "bound > claim": "YES" if a.epsilon_lower_bound > a.epsilon_claimed else "",
+             "power": "no power" if ceiling(a) < a.epsilon_claimed else f"up to {ceiling(a):.2f}",
              "right / guesses": f"{a.correct} / {a.guesses}", "canaries": a.canaries,
              "wall (s)": round(a.wall_s)} for a in audits]
     return pd.DataFrame(rows).set_index(["method", "accounting", "sabotage"])

@@ -222,13 +222,15 @@ def cmd_audit(args) -> None:
         raise SystemExit("dphpe audit: give --method (one audit) or --all (the preset's audits for the book)")
     args.set = (args.set or []) + [f"method={args.method}"] + ([f"fdp_public={args.fdp_public}"] if args.fdp_public else [])
     r = run_audit(_cfg(args), canaries=args.canaries, seed=args.seed, accounting=args.accounting,
-                  sabotage=args.sabotage)
+                  sabotage=args.sabotage, allow_no_power=args.allow_no_power)
     print(f"{'method':<22}{'accounting':<12}{'sabotage':<14}{'claimed eps':>12}{'lower bound':>13}"
           f"{'right/guesses':>15}{'canaries':>10}")
     name = r.method + (f"/{r.fdp_public}" if r.method in ("fdp", "hybrid") else "")
     print(f"{name:<22}{r.accounting:<12}{r.sabotage:<14}{r.epsilon_claimed:>12.3f}{r.epsilon_lower_bound:>13.3f}"
           f"{f'{r.correct}/{r.guesses}':>15}{r.canaries:>10}")
     print(f"audited: {r.what}; best rule: {r.rule}")
+    if r.ceiling < r.epsilon_claimed:
+        print(f"NO POWER: these canaries and delta can show at most {r.ceiling:.3g}, below the claim")
     if args.json:
         print(f"wrote {save_audit(r, args.json)}")
 
@@ -301,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="honest: the method's own relation; paper: add/remove, amplified, as the paper claims")
     au.add_argument("--sabotage", default="none", choices=("none", "noise-div-10", "no-clip"),
                     help="break the mechanism on purpose (the audit's test of power)")
+    au.add_argument("--allow-no-power", action="store_true",
+                    help="run even when the canaries and delta cannot show a bound above the claim (labelled)")
     au.add_argument("--json", help="write the result's fields to this file")
     au.set_defaults(func=cmd_audit)
     sn = sub.add_parser("sync-notebooks", help="write _config.yml's repository.url into the notebooks' Colab cells")

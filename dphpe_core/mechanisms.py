@@ -35,7 +35,7 @@ from opacus.utils.module_utils import trainable_parameters
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from .accounting import calibrate_noise, default_delta, epsilon_spent, epsilon_without_amplification, participations
+from .accounting import calibrate_noise, default_delta, epsilon_spent, participations, record_epsilon
 from .config import Config
 from .methods import METHODS, Parts
 from .projection import Subspace, plan
@@ -432,14 +432,6 @@ def privacy_budget(cfg: Config, parts: Parts, *, n_private: int, steps_per_epoch
     if not amplification:
         privacy["participations"] = participations(sample_rate, steps, delta / 2)
     return privacy
-
-
-def record_epsilon(privacy: dict) -> float:
-    """Epsilon from a record's own numbers, under its own accountant and neighbouring relation."""
-    args = (privacy["noise_multiplier"], privacy["delta"], privacy["sample_rate"], privacy["steps"])
-    if not privacy["amplification"]:
-        return epsilon_without_amplification(*args, neighbouring=privacy["neighbouring"])
-    return epsilon_spent(*args, privacy["accountant"], neighbouring=privacy["neighbouring"])
 
 
 def guarantee(cfg: Config, parts: Parts, privacy: dict) -> str:

@@ -108,9 +108,20 @@ class StaleRecord(ValueError):
     """A record written in another record format or by another version of the training code."""
 
 
-def load(path) -> RunResult:
-    """The record at `path`; StaleRecord when its format or its training-code version is not this code's."""
-    d = json.loads(Path(path).read_text())
+class UntrustedRecord(ValueError):
+    """A record that does not verify: its name, its config and its epsilon disagree."""
+
+
+def load(path, *, expect: Config | None = None) -> RunResult:
+    """The record at `path`, verified: StaleRecord when its format or its method's training-code version
+    is not this code's; UntrustedRecord when its config does not hash to its file name (or to `expect`'s
+    hash: the config it was asked for) or its epsilon is not what its own accountant gives for its own
+    noise multiplier, sample rate, steps and delta. Each error names the file and what disagrees."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UntrustedRecord(f"{path}: cannot be read as a run record ({e}); delete it and run again") from None
     how = ("recompute the study with `make book FRESH=1` (or `dphpe sweep --preset P --fresh`), "
            "or delete the stale records")
     if d.get("record_version") != RECORD_VERSION:
@@ -121,7 +132,30 @@ def load(path) -> RunResult:
     if d.get("training_version") != training_version(method):
         raise StaleRecord(f"{path}: made by training code version {d.get('training_version')} of {method}, this code is "
                           f"version {training_version(method)}, whose results differ; {how}")
-    return RunResult(**d)
+    result = RunResult(**d)
+    verify(result, name=path.stem, expect=expect, where=str(path))
+    return result
+
+
+def verify(result: RunResult, *, name: str | None = None, expect: Config | None = None, where: str = "record") -> None:
+    """Refuse (UntrustedRecord) a record whose config does not hash to `name` or to `expect`'s hash, or
+    whose epsilon does not follow from its own numbers."""
+    from .accounting import record_epsilon
+    own = result.cfg.hash()
+    fix = "delete it (it was copied or edited by hand) and run that config again"
+    if own != result.config_hash or (name is not None and name != own):
+        raise UntrustedRecord(f"{where}: its config hashes to {own}, but the record says {result.config_hash} and its "
+                              f"file name {name}; {fix}")
+    if expect is not None and expect.hash() != own:
+        raise UntrustedRecord(f"{where}: asked for config {expect.hash()}, the record holds config {own}; {fix}")
+    p = result.privacy
+    if p:
+        again = record_epsilon(p)
+        if not (p["epsilon_spent"] > 0 and abs(again - p["epsilon_spent"]) <= 1e-9 * again):
+            raise UntrustedRecord(f"{where}: it reports epsilon {p['epsilon_spent']!r}, but its accountant "
+                                  f"({p['accountant']}, {p['neighbouring']}) gives {again!r} for its own noise "
+                                  f"multiplier {p['noise_multiplier']}, sample rate {p['sample_rate']}, {p['steps']} "
+                                  f"steps and delta {p['delta']}; {fix}")
 
 
 def load_runs(folder) -> list[RunResult]:
@@ -151,8 +185,16 @@ def regime(noise_multiplier: float, clip_norm: float, batch_size: int, steps: in
 
 
 def summary_frame(runs: list):
-    """One row per run with the columns of summary.csv (COLUMNS)."""
+    """One row per run with the columns of summary.csv (COLUMNS); two records of one config are refused
+    (a second copy would pass for a second seed with no spread)."""
     import pandas as pd
+    seen: dict[str, int] = {}
+    for r in runs:
+        seen[r.config_hash] = seen.get(r.config_hash, 0) + 1
+    twice = sorted(h for h, k in seen.items() if k > 1)
+    if twice:
+        raise UntrustedRecord(f"{len(twice)} config(s) have more than one record ({', '.join(twice[:5])}): "
+                              f"a summary holds one record per config")
     rows = []
     for r in runs:
         c, p = r.config, r.privacy

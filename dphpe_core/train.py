@@ -62,7 +62,7 @@ def load_or_train(cfg: Config, *, progress: bool = True, keep_model: bool = Fals
     (`load_trained_model` reads them); a stored record without them is trained again to get them."""
     path = results.run_path(cfg)
     if path.is_file() and not fresh:
-        stored = results.load(path)
+        stored = results.load(path, expect=cfg)
         if not keep_model or model_path(cfg).is_file():
             return stored
     results.check_writable(path.parent)           # before the training, not after it

@@ -102,3 +102,27 @@ def test_cli_prints_the_table_and_writes_the_fields(audit_cfg, tmp_path, capsys)
                 "delta"):
         assert key in d
     assert d["canaries"] == 200 and "lower bound" in capsys.readouterr().out
+
+
+def test_the_power_ceiling_is_the_bound_of_a_perfect_attacker():
+    from dphpe_core.audit import guess_counts, power_ceiling
+    bits = np.random.default_rng(3).permutation(np.repeat([0, 1], 500))    # balanced: every k can be all right
+    perfect = best_bound({"perfect": bits.astype(float)}, bits, delta=1e-5)
+    assert perfect["correct"] == perfect["guesses"]
+    assert perfect["epsilon_lower_bound"] == pytest.approx(power_ceiling(1000, delta=1e-5))
+    assert guess_counts(1000) == [10, 25, 50, 100, 250, 500]
+    assert power_ceiling(500, delta=0.01) == 0.0            # 2 m delta = 10: no guesses can reject anything
+
+
+def test_an_audit_without_power_is_refused_or_labelled(audit_cfg, capsys):
+    """The smoke preset's own delta (0.01) with 500 canaries: 2 m delta >= 1, so even a mechanism without
+    clipping (10 of 10 right) showed a bound of 0, which read as a pass."""
+    from dphpe_core.cli import main
+    cfg = audit_cfg.replace(method="dpsgd", delta=0.0)       # 0: the smoke preset's 1/N rule, 0.01
+    with pytest.raises(ValueError, match=r"no power: 500 canaries at delta 0.01 can show a bound of at most 0.*"
+                                         r"Use .*delta [0-9.e-]+ with 500 canaries"):
+        run_audit(cfg, canaries=500, sabotage="no-clip", progress=False)
+    r = run_audit(cfg, canaries=500, sabotage="no-clip", progress=False, allow_no_power=True)
+    assert r.ceiling == 0.0 < r.epsilon_claimed
+    from dphpe_core.audit import audit_table
+    assert audit_table([r]).iloc[0]["power"] == "no power"

@@ -123,3 +123,29 @@ def test_a_failed_save_leaves_no_temporary_file_and_says_what_was_lost(smoke_run
         results.save(r, path)
     monkeypatch.undo()
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_record_is_verified_when_read(smoke_run, tmp_path, monkeypatch):
+    """A record copied to another config's path, or with a hand-edited epsilon, is refused by name."""
+    import dataclasses
+    import json
+    cfg = smoke_run[0].replace(method="dpsgd", epochs=1, results_dir=str(tmp_path / "own"))
+    r = load_or_train(cfg, progress=False)
+    other = cfg.replace(epsilon=0.5, results_dir=str(tmp_path))
+    planted = results.run_path(other)
+    results.save(r, planted)                        # the epsilon-0.8 record under epsilon 0.5's name
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("an untrusted record was retrained over"))
+    with pytest.raises(results.UntrustedRecord, match=rf"{planted.name}: its config hashes to {r.config_hash}"):
+        load_or_train(other)
+    copy = results.save(r, tmp_path / "copy" / f"{r.config_hash}.json")     # its own name, asked for another
+    with pytest.raises(results.UntrustedRecord, match=rf"asked for config {other.hash()}"):
+        results.load(copy, expect=other)
+    edited = json.loads(json.dumps(dataclasses.asdict(r)))
+    edited["privacy"]["epsilon_spent"] = 0.01
+    path = tmp_path / "edited" / f"{r.config_hash}.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(edited))
+    with pytest.raises(results.UntrustedRecord, match=r"reports epsilon 0.01, but its accountant .* gives"):
+        results.load(path)
+    with pytest.raises(results.UntrustedRecord, match="more than one record"):
+        results.summary_frame([r, r])
