@@ -49,6 +49,7 @@ class RunResult:
     guarantee: str = "none: trained without differential privacy"
     mechanism: dict = field(default_factory=dict)  # what the step measured, e.g. the projection's kept norm
     provenance: dict = field(default_factory=dict)  # commit, clean tree, versions, CPU, threads, device
+    data_fingerprint: str = ""                    # the outside data read (data.data_fingerprint); '' for SynthPose
     record_version: int = RECORD_VERSION
     training_version: int = 0                     # training_version(method) when made (train.py sets it)
 
@@ -69,8 +70,23 @@ class RunResult:
                 f"[{self.config_hash}]")
 
 
+def run_key(config_hash: str, data_fingerprint: str) -> str:
+    """A run's identity: its config hash, combined with the fingerprint of the outside data it read
+    (MPII, COCO; data.data_fingerprint) when there is any.
+
+    >>> run_key("0123456789ab", "")
+    '0123456789ab'
+    """
+    if not data_fingerprint:
+        return config_hash
+    import hashlib
+    return hashlib.sha256(f"{config_hash}:{data_fingerprint}".encode()).hexdigest()[:12]
+
+
 def run_path(cfg: Config) -> Path:
-    return Path(cfg.results_dir) / cfg.preset / "runs" / f"{cfg.hash()}.json"
+    """Where the record of `cfg` lives: results/<preset>/runs/<run_key>.json."""
+    from .data import data_fingerprint
+    return Path(cfg.results_dir) / cfg.preset / "runs" / f"{run_key(cfg.hash(), data_fingerprint(cfg))}.json"
 
 
 def check_writable(folder) -> Path:
@@ -142,12 +158,20 @@ def verify(result: RunResult, *, name: str | None = None, expect: Config | None 
     whose epsilon does not follow from its own numbers."""
     from .accounting import record_epsilon
     own = result.cfg.hash()
+    key = run_key(own, result.data_fingerprint)
     fix = "delete it (it was copied or edited by hand) and run that config again"
-    if own != result.config_hash or (name is not None and name != own):
+    if own != result.config_hash or (name is not None and name != key):
         raise UntrustedRecord(f"{where}: its config hashes to {own}, but the record says {result.config_hash} and its "
                               f"file name {name}; {fix}")
     if expect is not None and expect.hash() != own:
         raise UntrustedRecord(f"{where}: asked for config {expect.hash()}, the record holds config {own}; {fix}")
+    if expect is not None:
+        from .data import data_fingerprint
+        now = data_fingerprint(expect)
+        if now != result.data_fingerprint:
+            raise UntrustedRecord(f"{where}: made from data with fingerprint {result.data_fingerprint or 'none'}, but "
+                                  f"the data there now has fingerprint {now or 'none'}: the annotations or the images "
+                                  f"changed; run it again (delete the record, or train with another results_dir)")
     p = result.privacy
     if p:
         again = record_epsilon(p)

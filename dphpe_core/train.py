@@ -19,7 +19,7 @@ import torch
 
 from . import results
 from .config import Config
-from .data import build_data
+from .data import build_data, data_fingerprint
 from .loop import evaluate, fit, image_view, resolve_device
 from .model import PoseModel
 from .start import build_model, read_weights
@@ -47,7 +47,8 @@ def train(cfg: Config, *, progress: bool = True, model_path=None) -> results.Run
                              wall_s=time.perf_counter() - t0, peak_mem_mb=peak, device=str(device),
                              versions=results.versions(), privacy=mech.privacy, guarantee=mech.guarantee,
                              mechanism=mech.stats(), provenance=results.provenance(device, method=cfg.method),
-                             training_version=results.training_version(cfg.method))
+                             training_version=results.training_version(cfg.method),
+                             data_fingerprint=data_fingerprint(cfg))
 
 
 def model_path(cfg: Config) -> Path:

@@ -149,3 +149,35 @@ def test_a_record_is_verified_when_read(smoke_run, tmp_path, monkeypatch):
         results.load(path)
     with pytest.raises(results.UntrustedRecord, match="more than one record"):
         results.summary_frame([r, r])
+
+
+def test_the_outside_data_are_part_of_a_records_identity(smoke_run, mpii_fixture, tmp_path):
+    """An MPII folder whose annotations or images change is another run: the clean folder's record
+    (its sigma and epsilon) is never returned for it."""
+    import dataclasses
+    import json
+    import shutil
+
+    from dphpe_core import make_config
+    from dphpe_core.data import data_fingerprint
+    root = tmp_path / "mpii"
+    shutil.copytree(mpii_fixture["root"], root)
+    cfg = make_config("paper", data_root=str(root), public_dataset="synthpose", n_public=20, results_dir=str(tmp_path))
+    before, fingerprint = results.run_path(cfg), data_fingerprint(cfg)
+    assert len(fingerprint) == 12 and before.stem == results.run_key(cfg.hash(), fingerprint) != cfg.hash()
+    # a record of the clean folder, where load_or_train looks for it
+    _, r = smoke_run
+    record = dataclasses.replace(r, config=cfg.to_dict(), config_hash=cfg.hash(), data_fingerprint=fingerprint,
+                                 training_version=results.training_version(cfg.method))
+    results.save(record, before)
+    assert results.load(before, expect=cfg).data_fingerprint == fingerprint
+    valid = root / "annot" / "valid.json"
+    people = json.loads(valid.read_text())
+    people[0]["joints_vis"][0] = 0                              # one label changed
+    valid.write_text(json.dumps(people))
+    assert data_fingerprint(cfg) != fingerprint and results.run_path(cfg) != before
+    with pytest.raises(results.UntrustedRecord, match="the annotations or the images changed"):
+        results.load(before, expect=cfg)
+    shutil.copy(next((root / "images").iterdir()), root / "images" / "extra.jpg")     # one image more
+    assert len({fingerprint, data_fingerprint(cfg)}) == 2
+    assert data_fingerprint(make_config("smoke")) == ""          # SynthPose: its cache's manifest instead
