@@ -246,7 +246,8 @@ def public_only_comparison(frame, *, epsilon: float | None = None):
         at = grid[(grid.strategy == strategy) & (grid.epsilon == epsilon)]
         if at.empty:                  # a strategy trained without privacy only
             continue
-        rows.append(dict(strategy=strategy, what="blurred-only (epsilon 0)", clip_norm=None, mean=sum(b) / len(b),
+        rows.append(dict(strategy=strategy, method="nonprivate", what="blurred-only (epsilon 0)", clip_norm=None,
+                         mean=sum(b) / len(b),
                          ci95=ci95(pd.Series(b).std(), len(b)), above=math.nan, above_ci95=math.nan))
         for method in PUBLIC_VIEW_METHODS:
             cell = at[at.method == method]
@@ -255,7 +256,24 @@ def public_only_comparison(frame, *, epsilon: float | None = None):
             clip = cell.groupby("clip_norm").pckh_mean.mean().idxmax()
             vals = cell[cell.clip_norm == clip].pckh_mean.tolist()
             d, h = difference(vals, b)
-            rows.append(dict(strategy=strategy, what=f"{METHOD_NAMES[method]} at epsilon {epsilon:g}", clip_norm=clip,
+            rows.append(dict(strategy=strategy, method=method, what=f"{METHOD_NAMES[method]} at epsilon {epsilon:g}",
+                             clip_norm=clip,
                              mean=sum(vals) / len(vals), ci95=ci95(pd.Series(vals).std(), len(vals)),
                              above=d, above_ci95=h))
     return pd.DataFrame(rows)
+
+
+def public_only_text(table) -> str:
+    """public_only_comparison in a sentence per strategy: the baseline, then how far each method sits
+    from it, in points with the 95% interval of the difference."""
+    from .methods import METHODS
+    from .results import ci_text
+    names = {"finetune": "in finetuning", "full": "in full finetuning", "scratch": "from scratch"}
+    out = []
+    for strategy, rows in table.groupby("strategy", sort=False):
+        base = rows[rows.clip_norm.isna()].iloc[0]
+        parts = [f"{METHODS[r.method].name} at its best C (C = {r.clip_norm:g}) sits {r.above:+.1f} points from it "
+                 f"({ci_text(r.above_ci95)})" for r in rows[rows.clip_norm.notna()].itertuples()]
+        out.append(f"{names.get(strategy, strategy).capitalize()}, the blurred-only baseline scores {base['mean']:.1f}; "
+                   + " and ".join(parts) + ".")
+    return " ".join(out)
