@@ -167,6 +167,7 @@ class AuditResult:
     config_hash: str
     what: str                       # what was audited, in words
     ceiling: float = float("nan")   # the largest bound these canaries and delta could show (power_ceiling)
+    public_weight: float = float("nan")   # lambda of the public term (feature DP, the hybrid)
     scores_in: list = field(default_factory=list)    # the best rule's scores, S_i = 1 / S_i = 0
     scores_out: list = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
@@ -350,6 +351,7 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
                        noise_multiplier=box["sigma"] / (10 if sabotage == "noise-div-10" else 1),
                        sample_rate=p["sample_rate"], steps=p["steps"], wall_s=time.perf_counter() - t0,
                        config_hash=cfg.hash(), what=what, ceiling=box["ceiling"],
+                       public_weight=p.get("public_weight", float("nan")),
                        scores_in=[float(x) for x in chosen[bits]], scores_out=[float(x) for x in chosen[~bits]],
                        provenance=provenance(device, method=cfg.method))
 
@@ -363,14 +365,17 @@ def save_audit(result: AuditResult, path) -> Path:
 
 # -- the audits a book shows ----------------------------------------------------------------------
 
-# (method, fdp_public, accounting, sabotage): every method and feature-DP variant honestly, the two
-# sabotaged mechanisms, and the paper's accounting of feature DP with the same and an independent batch
-AUDITS = (("dpsgd", "independent", "honest", "none"), ("pdp", "independent", "honest", "none"),
-          ("fdp", "independent", "honest", "none"), ("fdp", "same-batch", "honest", "none"),
-          ("fdp", "public-set", "honest", "none"), ("hybrid", "independent", "honest", "none"),
-          ("hybrid", "same-batch", "honest", "none"),
-          ("dpsgd", "independent", "honest", "noise-div-10"), ("dpsgd", "independent", "honest", "no-clip"),
-          ("fdp", "same-batch", "paper", "none"), ("fdp", "independent", "paper", "none"))
+# (method, fdp_public, accounting, sabotage, config changes): every method and feature-DP variant
+# honestly, the two sabotaged mechanisms, and the paper's accounting of the paper's feature DP (its
+# script's lambda of 1: how visible the same-batch leak is depends on the public term's weight) with
+# the same and an independent batch
+PAPER_FDP = dict(public_weight_fdp=1.0)
+AUDITS = (("dpsgd", "independent", "honest", "none", {}), ("pdp", "independent", "honest", "none", {}),
+          ("fdp", "independent", "honest", "none", {}), ("fdp", "same-batch", "honest", "none", {}),
+          ("fdp", "public-set", "honest", "none", {}), ("hybrid", "independent", "honest", "none", {}),
+          ("hybrid", "same-batch", "honest", "none", {}),
+          ("dpsgd", "independent", "honest", "noise-div-10", {}), ("dpsgd", "independent", "honest", "no-clip", {}),
+          ("fdp", "same-batch", "paper", "none", PAPER_FDP), ("fdp", "independent", "paper", "none", PAPER_FDP))
 # per preset: the cell audited (finetuning, epsilon 0.8, C 0.1) and what the preset must change for
 # an audit to mean anything (smoke: delta 0.01 would make 2 m delta exceed alpha; a batch of one
 # gives the small sampling rate and the many steps of the real study)
@@ -396,8 +401,8 @@ def audit_book(preset: str, *, canaries: int = 1000, fresh: bool = False, progre
     results/<preset>/audits/ and reused; `fresh` runs them again."""
     from .config import make_config
     out = []
-    for method, public, accounting, sabotage in AUDITS:
-        cfg = make_config(preset, **{**AUDIT_OVERRIDES.get(preset, {}), **AUDIT_CELL, **overrides,
+    for method, public, accounting, sabotage, changes in AUDITS:
+        cfg = make_config(preset, **{**AUDIT_OVERRIDES.get(preset, {}), **AUDIT_CELL, **changes, **overrides,
                                      "method": method, "fdp_public": public})
         path = audit_path(cfg, canaries=canaries, seed=0, accounting=accounting, sabotage=sabotage)
         if path.is_file() and not fresh:
@@ -427,6 +432,7 @@ def audit_table(audits: list[AuditResult]):
     rows = [{"method": METHOD_NAMES[a.method] + (f" ({a.fdp_public})" if a.method in ("fdp", "hybrid") else ""),
              "accounting": "the paper's" if a.accounting == "paper" else "its own",
              "sabotage": "" if a.sabotage == "none" else a.sabotage, "neighbours": a.neighbouring,
+             "lambda": "" if a.public_weight != a.public_weight else f"{a.public_weight:g}",
              "claimed epsilon": round(a.epsilon_claimed, 3), "lower bound": round(a.epsilon_lower_bound, 3),
              "bound > claim": "YES" if a.epsilon_lower_bound > a.epsilon_claimed else "",
              "power": "no power" if ceiling(a) < a.epsilon_claimed else f"up to {ceiling(a):.2f}",

@@ -73,7 +73,7 @@ def test_a_correct_mechanism_never_audits_above_its_claim(audit_cfg, method, pub
 def test_the_papers_same_batch_variant_fails_its_claim_and_the_independent_one_does_not(audit_cfg):
     """At the paper's accounting (add/remove, amplified) and claimed epsilon 0.8, with a small
     sampling rate and many steps as in the study (batch 1 of 96: q ~ 0.01, 96 steps)."""
-    cfg = audit_cfg.replace(method="fdp", expected_batch_size=1, epochs=1)
+    cfg = audit_cfg.replace(method="fdp", expected_batch_size=1, epochs=1, public_weight_fdp=1.0)   # the paper's lambda
     same = run_audit(cfg.replace(fdp_public="same-batch"), accounting="paper", progress=False)
     independent = run_audit(cfg.replace(fdp_public="independent"), accounting="paper", progress=False)
     assert same.epsilon_claimed == independent.epsilon_claimed == 0.8
