@@ -134,6 +134,8 @@ def load(path, *, expect: Config | None = None) -> RunResult:
     hash: the config it was asked for) or its epsilon is not what its own accountant gives for its own
     noise multiplier, sample rate, steps and delta. Each error names the file and what disagrees."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no run record there (train the config, or run the sweep)")
     try:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as e:
