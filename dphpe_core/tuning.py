@@ -46,8 +46,8 @@ K_SHARES = (0.1, 0.25, 0.5, 1.0)
 LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 # (method, field, first candidates, ladder), in the order they are chosen. A stage tries its first
 # candidates; while the best is the first or last value tried and the ladder goes on beyond it, it tries
-# the next ladder value that way (at most EXTEND more), so that the choice is one the score falls from on
-# both sides, or the end of its axis; the stage's note says which.
+# the next ladder value that way (at most EXTEND more), so that the choice is one that no value beside it on
+# either side beats, or the end of its axis; the stage's note says which.
 STAGES = (("dpsgd", "lr", (1e-3, 3e-3, 1e-2), LRS),
           ("pdp", "subspace_interval", (0.5, 0.2, 0.1, 0.05, 0.0), INTERVALS),
           ("pdp", "subspace_k", (0.25, 0.5, 1.0), K_SHARES),
@@ -71,7 +71,7 @@ def next_candidate(scores: dict, ladder: tuple) -> tuple[float | None, str]:
     >>> next_candidate({0.1: 46.0, 0.3: 45.0}, LAMBDAS)
     (0.03, 'best at the first value tried')
     >>> next_candidate({0.05: 20.0, 0.0: 22.0}, INTERVALS)
-    (None, 'best at the end of its axis (0.0)')
+    (None, 'best at the end of its axis (0)')
     """
     tried = [v for v in ladder if v in scores]
     best = max(scores, key=scores.get)           # ties: the value tried first, as the choice takes it
@@ -183,9 +183,9 @@ AXIS_ENDS = {
     ("subspace_interval", "low"): "a rebuild at every step: the subspace cannot be fresher",
     ("subspace_k", "high"): "k = m: the m public gradients span no more",
     ("public_weight_fdp", "low"): ("the score still rises towards lambda = 0, where feature DP is DP-SGD with "
-                                   "replace-one accounting: the blurred gradient does not help here"),
+                                   "replace-one accounting: the blurred gradient did not help on the stand-in"),
     ("public_weight_hybrid", "low"): ("the score still rises towards lambda = 0, where the hybrid is PDP-SGD with "
-                                      "replace-one accounting: the blurred gradient does not help here"),
+                                      "replace-one accounting: the blurred gradient did not help on the stand-in"),
 }
 
 
@@ -200,6 +200,6 @@ def tuning_notes(tuning: dict):
         ladder = candidates(make_config(tuning["preset"]), field, next(s[3] for s in STAGES if s[1] == field))
         end = {min(ladder): "low", max(ladder): "high"}.get(n["chosen"]) if "end of its axis" in n["note"] else None
         meaning = AXIS_ENDS.get((field, end), "the end of the ladder tried") if end else ""
-        rows.append({"method": METHOD_NAMES[method], "field": field, "chosen": n["chosen"],
+        rows.append({"method": METHOD_NAMES[method], "field": field, "chosen": f"{n['chosen']:g}",
                      "why the candidates stop there": n["note"] + (f": {meaning}" if meaning else "")})
     return pd.DataFrame(rows).set_index(["method", "field"])
