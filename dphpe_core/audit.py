@@ -325,10 +325,11 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
         rules = 4 if can.public_layer is not None else 1         # Canaries.scores' attack rules
         ceiling = power_ceiling(canaries, delta=p["delta"], rules=rules, alpha=alpha)
         if ceiling < claim and not allow_no_power:
+            better = powered_settings(claim, canaries=canaries, delta=p["delta"], rules=rules, alpha=alpha)
             raise ValueError(f"this audit has no power: {canaries} canaries at delta {p['delta']:g} can show a bound "
                              f"of at most {ceiling:.3g}, below the claimed epsilon {claim:.3g}, so it could not catch "
-                             f"a broken mechanism. Use {powered_settings(claim, canaries=canaries, delta=p['delta'], rules=rules, alpha=alpha)} "
-                             f"(or allow_no_power / --allow-no-power to run it labelled 'no power')")
+                             f"a broken mechanism. Use {better} (or allow_no_power / --allow-no-power to run it "
+                             f"labelled 'no power')")
         box.update(privacy=p, sigma=sigma, ceiling=ceiling)
         can.install(mech, clip_norm=cfg.clip_norm, sample_rate=p["sample_rate"], sabotage=sabotage,
                     noise_multiplier=sigma)

@@ -199,8 +199,8 @@ _PAPER = dict(
     preset="paper", dataset="mpii", public_dataset="coco", data_root="data/mpii",
     public_root="data/coco", input_h=256, input_w=192, model_size="5m", n_private=0,
     n_public=0, n_val=0, delta=0.0, expected_batch_size=32, epochs=25, lr=1e-3, lr_decay_epoch=20,
-    subspace_k=100, subspace_interval=0.00288, public_weight_fdp=1.0, public_weight_hybrid=0.1, pretrain_batch_size=64,
-    rotation_deg=30.0, scale_jitter=0.25, pretrain_epochs=210, pretrain_lr=1e-3, num_workers=4,
+    subspace_k=100, subspace_interval=0.00288, public_weight_fdp=1.0, public_weight_hybrid=0.1,
+    pretrain_batch_size=64, rotation_deg=30.0, scale_jitter=0.25, pretrain_epochs=210, pretrain_lr=1e-3, num_workers=4,
 )
 PRESETS: dict[str, dict] = {"smoke": _SMOKE, "embedded": _EMBEDDED, "paper": _PAPER}
 
