@@ -280,6 +280,11 @@ def _validate(cfg: Config) -> None:
         raise bad("subspace_interval", "a share of the run's steps in [0, 1] (0: a rebuild at every step)")
     if not 0 < cfg.lr_decay <= 1:
         raise bad("lr_decay", "a number in (0, 1]")
+    replace_one = METHOD_TABLE[cfg.method].public_gradient and cfg.fdp_public != "public-set"
+    if replace_one and cfg.accountant == "prv":      # it once became PLD without a word
+        raise bad("accountant", f"'rdp' (the default) for method={cfg.method!r} with fdp_public={cfg.fdp_public!r}: "
+                                f"its replace-one relation is accounted by dp-accounting's PLD accountant, and "
+                                f"Opacus' PRV accountant knows add/remove only")
     if cfg.blurred_only and cfg.method != "nonprivate":
         raise bad("blurred_only", "False unless method='nonprivate' (it is the non-private public-feature baseline)")
     if cfg.subspace_k > cfg.subspace_m:

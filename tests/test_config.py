@@ -50,6 +50,7 @@ def test_unknown_field_is_named_with_a_suggestion():
     ("method", "dp-sgd", "nonprivate"), ("strategy", "frozen", "finetune"), ("input_h", 100, "multiple of 8"),
     ("clip_norm", -1.0, "> 0"), ("expected_batch_size", 0, ">= 1"), ("subspace_k", 500, "subspace_m"),
     ("augment", 1, "type bool"), ("device", "tpu", "auto"), ("n_private", 0, "SynthPose"),
+    ("subspace_interval", 1.5, "share of the run"),
 ])
 def test_invalid_values_are_refused_naming_the_field(field, value, expected):
     with pytest.raises(ValueError, match=rf"{field}=.*invalid.*{expected}"):
@@ -119,3 +120,11 @@ def test_field_names_are_plain_typed():
     for f in Config.__dataclass_fields__.values():
         assert f.type in ("int", "float", "str", "bool"), f.name
     assert "epsilon" in field_names() and "clip_norm" in field_names()
+
+
+def test_an_accountant_the_method_cannot_use_is_refused():
+    with pytest.raises(ValueError, match=r"accountant='prv' is invalid.*replace-one relation is accounted by "
+                                         r"dp-accounting's PLD"):
+        make_config("smoke", method="fdp", accountant="prv")
+    assert make_config("smoke", method="fdp", fdp_public="public-set", accountant="prv").accountant == "prv"
+    assert make_config("smoke", method="dpsgd", accountant="prv").accountant == "prv"
