@@ -25,7 +25,7 @@ STRATEGIES = ("finetune", "full", "scratch")
 METHODS = tuple(METHOD_TABLE)
 FDP_PUBLIC = ("independent", "same-batch", "public-set")
 JOINT_LAYERS = ("coco", "fresh", "kept")
-ACCOUNTANTS = ("rdp", "prv")
+ACCOUNTANTS = ("rdp", "prv", "pld")   # pld: dp-accounting's PLD (tight at the small epsilons of the regime map)
 DEVICES = ("auto", "cpu", "cuda")
 
 # Fields that say where files live or how the work is executed, not what is computed: left out of
@@ -94,7 +94,7 @@ class Config:
     delta: float = 1e-5                 # < 1 / N_private at every N of the study; 0: the largest power of ten
                                         # below 1 / N_private (accounting.default_delta)
     clip_norm: float = 0.1
-    accountant: str = "rdp"
+    accountant: str = "rdp"             # add/remove methods: rdp (Opacus, the paper's) | prv (Opacus) | pld (dp-accounting)
     fdp_public: str = "independent"
     public_weight_fdp: float = 0.01     # lambda on the public (blurred) gradient of feature DP ...
     public_weight_hybrid: float = 0.01  # ... and of the hybrid (the paper's scripts: 1.0 and 0.1); embedded:
@@ -179,7 +179,7 @@ class Config:
         enter at fixed values (_UNREAD_AT).
         """
         d = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
-        for name in unread_fields(self.method, blurred_only=self.blurred_only):
+        for name in unread_fields(self.method, blurred_only=self.blurred_only, fdp_public=self.fdp_public):
             if _UNREAD_AT[name] is None:
                 del d[name]
             else:
@@ -282,7 +282,7 @@ def _validate(cfg: Config) -> None:
         raise bad("lr_decay", "a number in (0, 1]")
     replace_one = METHOD_TABLE[cfg.method].public_gradient and cfg.fdp_public != "public-set"
     if replace_one and cfg.accountant == "prv":      # it once became PLD without a word
-        raise bad("accountant", f"'rdp' (the default) for method={cfg.method!r} with fdp_public={cfg.fdp_public!r}: "
+        raise bad("accountant", f"'rdp' (the default) or 'pld' for method={cfg.method!r} with fdp_public={cfg.fdp_public!r}: "
                                 f"its replace-one relation is accounted by dp-accounting's PLD accountant, and "
                                 f"Opacus' PRV accountant knows add/remove only")
     if cfg.blurred_only and cfg.method != "nonprivate":

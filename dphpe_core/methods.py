@@ -51,11 +51,16 @@ PUBLIC_GRADIENT_FIELDS = ("fdp_public",)
 BLUR_FIELDS = ("blur_kernel_256", "blur_sigma_256")
 
 
-def unread_fields(method: str, *, blurred_only: bool = False) -> set[str]:
-    """The Config fields a run of `method` never reads (they cannot change its results).
+def unread_fields(method: str, *, blurred_only: bool = False, fdp_public: str = "independent") -> set[str]:
+    """The Config fields a run of `method` never reads (they cannot change its results). A method
+    with a public gradient drawn from the private crops (fdp_public 'independent' or 'same-batch') is
+    accounted under replace-one neighbours with PLD whatever the accountant field says (the paper's
+    RDP accounting is reported beside it for every method), so it does not read `accountant`.
 
     >>> sorted(unread_fields("pdp"))
     ['blur_kernel_256', 'blur_sigma_256', 'fdp_public', 'public_weight_fdp', 'public_weight_hybrid']
+    >>> "accountant" in unread_fields("fdp"), "accountant" in unread_fields("fdp", fdp_public="public-set")
+    (True, False)
     """
     parts = METHODS[method]
     unread = {p.weight_field for m, p in METHODS.items() if p.weight_field and m != method}
@@ -63,6 +68,8 @@ def unread_fields(method: str, *, blurred_only: bool = False) -> set[str]:
         unread |= set(PRIVACY_FIELDS)
     if not parts.project:
         unread |= set(SUBSPACE_FIELDS)
+    if parts.public_gradient and fdp_public != "public-set":
+        unread.add("accountant")
     if not parts.public_gradient:
         unread |= set(PUBLIC_GRADIENT_FIELDS)
         if not blurred_only:

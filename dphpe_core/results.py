@@ -261,9 +261,45 @@ def at_full_size(df):
 
 def main_grid(df):
     """The private runs of the paper's grid at the preset's size: fdp with its default public source,
-    every other method."""
+    every other method; the runs only the regime map's epsilon axis holds are left out (`cost_axis`)."""
     private = at_full_size(df[df.method != "nonprivate"])
-    return private[(private.method != "fdp") | (private.fdp_public == "independent")]
+    private = private[(private.method != "fdp") | (private.fdp_public == "independent")]
+    return private[~_on_cost_axis_only(private)] if "config_hash" in private else private
+
+
+def _on_cost_axis_only(df):
+    from .sweep import GRIDS, cost_only_hashes
+    only = set().union(*(cost_only_hashes(p) for p in set(df.preset) if p in GRIDS))
+    return df.config_hash.isin(only)
+
+
+def cost_axis(df):
+    """The regime map's epsilon axis: per method and epsilon (the preset's `cost_epsilons`), the best
+    of the axis's clipping norms by mean over seeds, with its mean PCKh@0.5, 95% interval and seeds;
+    DP-SGD's cost as a share of the non-private mean (`cost_pct`), and the blurred-only and
+    non-private means beside them (`public_only`, `nonprivate`)."""
+    import pandas as pd
+
+    from .sweep import GRIDS
+    rows = []
+    for preset in sorted(set(df.preset) & set(GRIDS)):
+        grid = GRIDS[preset]
+        hashes = {c.hash() for c in grid.cost_configs(preset)}
+        runs = df[df.config_hash.isin(hashes)]
+        base = at_full_size(df[(df.preset == preset) & (df.method == "nonprivate") & (df.strategy == "finetune")])
+        raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
+        for (method, eps), cell in runs.groupby(["method", "epsilon"]):
+            stats = seed_stats(cell, ["clip_norm"])
+            best = stats.loc[stats["mean"].idxmax()]
+            rows.append(dict(preset=preset, method=method, epsilon=eps, clip_norm=best.clip_norm, mean=best["mean"],
+                             sd=best.sd, n=int(best.n), ci95=best.ci95, nonprivate=raw.mean(),
+                             public_only=blurred.mean(), accountant=grid.cost_accountant))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["Method"] = out.method.map(METHOD_NAMES)
+    out["cost_pct"] = 100 * (out.nonprivate - out["mean"]) / out.nonprivate
+    return out.sort_values(["method", "epsilon"], ascending=[True, False]).reset_index(drop=True)
 
 
 def ci95(sd: float, n: int) -> float:

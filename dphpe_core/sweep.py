@@ -5,13 +5,16 @@ config hash, so resumable), in parallel processes, summarised in results/<preset
 
 Each preset names its grid (`GRIDS`): methods x epsilon x C x strategies with the seeds each
 strategy gets (and extra seeds at the largest epsilon), the non-private baselines (raw and
-blurred-only crops, per strategy), the other public sources of feature DP, and the regime runs:
-the headline cell (finetuning, the largest epsilon, every C and method, non-private beside it)
-again at smaller private training sets, told apart by `n_private`.
+blurred-only crops, per strategy), the other public sources of feature DP, the regime runs (the
+headline cell, finetuning at the largest epsilon, every C and method, non-private beside it, again at
+smaller private training sets, told apart by `n_private`) and the epsilon axis of the regime map
+(`cost_configs`: the headline cell at epsilons down to where privacy costs DP-SGD what it costs in
+the paper, every method at `cost_clip_norms`, the finetuning seeds, accounted by `cost_accountant`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -35,9 +38,16 @@ class Grid:
     fdp_publics: tuple[str, ...] = ("same-batch", "public-set")   # every epsilon, the first seed
     regime_n: tuple[int, ...] = ()               # smaller private sets for the headline cell
     methods: tuple[str, ...] = PRIVATE_METHODS
+    # the regime map's epsilon axis: finetuning at these epsilons and clipping norms, every method, the
+    # finetuning seeds. PLD for every method: below epsilon 0.02 Opacus' RDP bound is mostly its conversion
+    # (2.5 to 7 times the exact epsilon at 86 steps), which would hand DP-SGD and PDP-SGD more noise than
+    # feature DP and the hybrid (PLD already) at the same nominal epsilon
+    cost_epsilons: tuple[float, ...] = ()
+    cost_clip_norms: tuple[float, ...] = ()
+    cost_accountant: str = "pld"
 
-    def configs(self, preset: str, **overrides) -> list[Config]:
-        """Every config of the grid, each once, in a stable order."""
+    def configs(self, preset: str, *, cost: bool = True, **overrides) -> list[Config]:
+        """Every config of the grid, each once, in a stable order (`cost=False`: without the epsilon axis)."""
         base = make_config(preset, **overrides)
         out: dict[str, Config] = {}
         top = max(self.epsilons)
@@ -68,21 +78,48 @@ class Grid:
                 for clip in self.clip_norms:
                     for method in self.methods:
                         add(method=method, strategy="finetune", n_private=n, clip_norm=clip, epsilon=top, seed=seed)
+        for cfg in self.cost_configs(preset, **overrides) if cost else ():
+            out.setdefault(cfg.hash(), cfg)
+        return list(out.values())
+
+    def cost_configs(self, preset: str, **overrides) -> list[Config]:
+        """The epsilon axis of the regime map (see the fields above), each config once."""
+        base = make_config(preset, **overrides)
+        out = {}
+        for eps in self.cost_epsilons:
+            for clip in self.cost_clip_norms:
+                for method in self.methods:
+                    for seed in self.seeds["finetune"]:
+                        cfg = base.replace(method=method, strategy="finetune", clip_norm=clip, epsilon=eps, seed=seed,
+                                           accountant=self.cost_accountant)
+                        out.setdefault(cfg.hash(), cfg)
         return list(out.values())
 
 
 PAPER_GRID = dict(epsilons=(0.2, 0.4, 0.6, 0.8), clip_norms=(0.01, 0.1, 1.0), strategies=("finetune", "full"))
 GRIDS: dict[str, Grid] = {
     "smoke": Grid(epsilons=(0.4, 0.8), clip_norms=(0.1,), strategies=("finetune",), seeds={"finetune": (0,)},
-                  extra_seeds={}, baseline_seeds={"finetune": (0,)}, fdp_clip_norm=0.1, fdp_publics=(), regime_n=(48,)),
+                  extra_seeds={}, baseline_seeds={"finetune": (0,)}, fdp_clip_norm=0.1, fdp_publics=(), regime_n=(48,),
+                  cost_epsilons=(0.2,), cost_clip_norms=(0.1,)),
     # every finetuning cell at 3 seeds; full finetuning at 1, and 3 at epsilon 0.8; the regime at
-    # 2,000 (the earlier study's size) and 5,500 private crops beside the preset's 22,000
+    # 2,000 (the earlier study's size) and 5,500 private crops beside the preset's 22,000; the epsilon axis
+    # from the grid's smallest epsilon down, log-spaced (1-2-5), to where DP-SGD loses 30% of the non-private
+    # score (a first probe: 24% at epsilon 0.01 under RDP, whose sigma there is PLD's at about 0.006)
     "embedded": Grid(**PAPER_GRID, seeds={"finetune": (0, 1, 2), "full": (0,)}, extra_seeds={"full": (1, 2)},
                      baseline_seeds={"finetune": (0, 1, 2), "full": (0, 1, 2), "scratch": (0,)}, fdp_clip_norm=0.1,
-                     regime_n=(2000, 5500)),
+                     regime_n=(2000, 5500), cost_epsilons=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002),
+                     cost_clip_norms=(0.01, 0.1)),
     "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},
                   baseline_seeds={"finetune": (0,), "full": (0,), "scratch": (0,)}, fdp_clip_norm=0.1),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def cost_only_hashes(preset: str) -> frozenset[str]:
+    """The hashes of the epsilon axis's runs that no other part of the preset's grid holds (the
+    paper's grid, the findings and the tuning tables leave them out; results.main_grid)."""
+    grid = GRIDS[preset]
+    return frozenset({c.hash() for c in grid.cost_configs(preset)} - {c.hash() for c in grid.configs(preset, cost=False)})
 
 
 def grid_configs(preset: str, **overrides) -> list[Config]:

@@ -3,11 +3,11 @@ import pytest
 from dphpe_core import make_config
 
 from dphpe_core import results
-from dphpe_core.sweep import GRIDS, grid_configs, run_sweep, write_summary
+from dphpe_core.sweep import GRIDS, cost_only_hashes, grid_configs, run_sweep, write_summary
 
 
 def test_the_embedded_grid_covers_every_cell_of_the_papers_grid_with_its_seeds():
-    configs = grid_configs("embedded")
+    configs = GRIDS["embedded"].configs("embedded", cost=False)
     n = make_config("embedded").n_private
     main = [c for c in configs if c.method != "nonprivate" and c.n_private == n
             and (c.method != "fdp" or c.fdp_public == "independent")]
@@ -24,6 +24,21 @@ def test_the_embedded_grid_covers_every_cell_of_the_papers_grid_with_its_seeds()
         {(b, s) for b in (False, True) for s in ("finetune", "full", "scratch")}
     assert {c.fdp_public for c in configs if c.method == "fdp"} == {"independent", "same-batch", "public-set"}
     assert len({c.hash() for c in configs}) == len(configs)
+
+
+def test_the_epsilon_axis_is_the_headline_cell_below_the_grid_under_pld_and_apart_from_the_grid():
+    g = GRIDS["embedded"]
+    cost = g.cost_configs("embedded")
+    assert min(g.cost_epsilons) < min(g.epsilons) and max(g.cost_epsilons) == min(g.epsilons)
+    assert {(c.strategy, c.n_private, c.fdp_public, c.blurred_only) for c in cost} == {("finetune", 22000, "independent", False)}
+    assert {(c.method, c.epsilon, c.clip_norm, c.seed) for c in cost} == {
+        (m, e, k, s) for m in g.methods for e in g.cost_epsilons for k in g.cost_clip_norms for s in (0, 1, 2)}
+    for c in cost:   # DP-SGD and PDP-SGD read the accountant; feature DP and the hybrid are PLD anyway
+        assert c.accountant == "pld"
+    main = {c.hash() for c in g.configs("embedded", cost=False)}
+    only = cost_only_hashes("embedded")
+    assert only == {c.hash() for c in cost} - main and len(only) == len(cost) - 12   # FDP, hybrid at 0.2: shared
+    assert {c.hash() for c in grid_configs("embedded")} == main | only
 
 
 def test_the_regime_runs_repeat_the_headline_cell_at_smaller_n():
@@ -122,3 +137,14 @@ def test_the_notebooks_summary_reads_records_and_trains_only_what_is_missing(smo
     monkeypatch.setattr(sweep_mod, "_run_one", restore)
     sweep_mod.study_summary("smoke", results_dir=str(tmp_path), progress=False)
     assert started == [configs[1].hash()]
+
+
+def test_main_grid_leaves_out_the_runs_only_the_epsilon_axis_holds():
+    import pandas as pd
+    g = GRIDS["embedded"]
+    shared = next(c for c in g.cost_configs("embedded") if c.method == "fdp" and c.epsilon == 0.2)
+    only = next(c for c in g.cost_configs("embedded") if c.method == "dpsgd" and c.epsilon == 0.2)
+    rows = [dict(preset="embedded", method=c.method, n_private=c.n_private, fdp_public=c.fdp_public, config_hash=c.hash())
+            for c in (shared, only)]
+    kept = results.main_grid(pd.DataFrame(rows))
+    assert list(kept.config_hash) == [shared.hash()]
