@@ -20,14 +20,16 @@ $(STAMP): pyproject.toml
 
 JOBS ?= 2
 
+# one line per stage (what it reused, what it ran) and per notebook, then where the book is
 book: $(STAMP)
-	rm -rf book/_generated
-	$(VENV)/bin/dphpe tune --preset $(PRESET) $(FRESH_FLAG)
-	$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS) $(FRESH_FLAG)
-	$(VENV)/bin/dphpe audit --preset $(PRESET) --all $(FRESH_FLAG)
-	$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json
-	$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book --jobs $(JOBS)
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@rm -rf book/_generated
+	@$(VENV)/bin/dphpe tune --preset $(PRESET) $(FRESH_FLAG)
+	@$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS) $(FRESH_FLAG)
+	@$(VENV)/bin/dphpe audit --preset $(PRESET) --all --brief $(FRESH_FLAG)
+	@$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json --brief
+	@$(VENV)/bin/dphpe notebooks --preset $(PRESET) --out book --jobs $(JOBS)
+	@echo "jupyter-book: building _build/html (warnings are errors)"
+	@$(VENV)/bin/jupyter-book build . -W -n --keep-going -q
 	@echo "The book: file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)

@@ -17,7 +17,12 @@ The canaries live in gradient space. The model gets a canary layer (`m` weights)
 touches; canary i is a row whose per-sample gradient is 10 C along weight i. Each step, every
 present canary joins the batch with the private rows' probability q (its own Poisson draw), and its
 row is appended to the per-sample gradients before Opacus' clipping, so the canaries go through
-the project's clipping, noise and scaling exactly as crops do. The attacker reads the released noisy
+the project's clipping, noise and scaling exactly as crops do. They enter as a stage of the
+trainers' own optimizer (`Canaries.stage`; mechanisms.PrivateOptimizer's `stages`), which is built
+from the run's privacy plan (privacy.py): the audit never sets the noise, so it measures the noise
+the trainers add (tests/test_privacy.py weakens the trainers' optimizer and sees the bound rise).
+The paper's accounting is the plan built with accounting="paper" (the paper's noise for the claim),
+and the sabotage tests train with the plan's noise divided by 10 or with clipping off. The attacker reads the released noisy
 gradient at every step (after noise and scaling, before projection, the public term and Adam):
 projection is post-processing of that gradient and keeps its guarantee, and auditing after it
 would erase the canary layer (no public gradient spans it) and report a vacuous bound.
@@ -190,7 +195,7 @@ class Canaries:
         self.public_layer = nn.Linear(m, 1, bias=False) if public_channel else None
         for layer in filter(None, (self.private_layer, self.public_layer)):
             nn.init.zeros_(layer.weight)
-        self.released: list[torch.Tensor] = []       # per step: the noisy gradient of the canary weights
+        self.released_steps: list[torch.Tensor] = []  # per step: the noisy gradient of the canary weights
         self.public_seen: list[torch.Tensor] = []    # per step: the update's gradient on the public layer
         self.public_norm = self.public_level = 0.0
 
@@ -199,65 +204,68 @@ class Canaries:
         if self.public_layer is not None:
             model.audit_public = self.public_layer
 
-    def install(self, mech, *, clip_norm: float, sample_rate: float, sabotage: str, noise_multiplier: float) -> None:
-        """Append canary rows before clipping; read the release; sabotage if asked (for the audit's tests)."""
-        opt = mech.optimizer
-        opt.noise_multiplier = noise_multiplier / 10 if sabotage == "noise-div-10" else noise_multiplier
+    def stage(self, *, clip_norm: float, sample_rate: float, sabotage: str = "none") -> "Canaries":
+        """Make these canaries a stage of the trainers' own optimizer (mechanisms.PrivateOptimizer's
+        `stages`): before clipping they append their rows, after the noise they read the release. The
+        noise is the trainers' (the plan's); `sabotage='no-clip'` turns the optimizer's clipping off
+        (the audit's own test that it catches a broken mechanism)."""
+        self.clip_norm, self.sample_rate, self.sabotage, self._ready = clip_norm, sample_rate, sabotage, False
+        return self
+
+    def _setup(self, opt) -> None:
+        pub = None if self.public_layer is None else self.public_layer.weight
+        self.public_norm = CANARY_SCALE * self.clip_norm / opt.expected_batch_size
+        self.public_level = self.public_norm * opt.public_weight        # what it adds to the update
+        if pub is not None:
+            opt.original_optimizer.register_step_pre_hook(
+                lambda *_: self.public_seen.append(pub.grad.detach().flatten().to("cpu", copy=True)))
+        if self.sabotage == "no-clip":
+            opt.clipping = False
+        self._ready = True
+
+    def before_clip(self, opt) -> None:
+        """Append this step's sampled canary rows to the per-sample gradients (and, with a public
+        channel, each sampled canary's public gradient to the public term)."""
+        if not self._ready:
+            self._setup(opt)
         params = opt.params
         priv = self.private_layer.weight
         pub = None if self.public_layer is None else self.public_layer.weight
         present = torch.ones(self.m, dtype=torch.bool) if self.pairs else self.bits.bool()
         sign = (2.0 * self.bits - 1.0) if self.pairs else torch.ones(self.m)
-        original_pre_step = opt.pre_step
-
-        def pre_step(closure=None):
-            sampled = present & (torch.rand(self.m, generator=self.gen) < sample_rate)
-            idx = sampled.nonzero().flatten()
-            rows = torch.zeros(len(idx), self.m)
-            rows[torch.arange(len(idx)), idx] = CANARY_SCALE * clip_norm * sign[idx]
-            rows = rows.to(priv.device)
-            n_real = _rows(params, (priv, pub))
-            for p in params:
-                if p is priv:
-                    p.grad_sample = torch.cat([p.new_zeros(n_real, *p.shape), rows.view(-1, *p.shape)])
-                elif p is pub:
-                    p.grad_sample = p.new_zeros(n_real + len(idx), *p.shape)
-                else:
-                    p.grad_sample = torch.cat([p.grad_sample, p.grad_sample.new_zeros(len(idx), *p.shape)])
-            if pub is not None:
-                in_public = sampled if self.public_channel == "same-batch" else (
-                    torch.rand(self.m, generator=self.gen) < self.public_rate)
-                grads = opt.public_grads if opt.public_grads is not None else [torch.zeros_like(q) for q in params]
-                grads = [g.clone() for g in grads]
-                # a canary's public gradient has the norm of its raw gradient (10 C), averaged over a batch
-                grads[_index(params, pub)] = (in_public.float() * self.public_norm).view(pub.shape).to(pub.device)
-                opt.public_grads = grads
-            return original_pre_step(closure)
-
-        self.public_norm = CANARY_SCALE * clip_norm / opt.expected_batch_size
-        self.public_level = self.public_norm * opt.public_weight        # what it adds to the update
-        opt.pre_step = pre_step
-        opt.release_hook = lambda grads: self.released.append(grads[_index(params, priv)].detach().flatten().to("cpu", copy=True))
+        sampled = present & (torch.rand(self.m, generator=self.gen) < self.sample_rate)
+        idx = sampled.nonzero().flatten()
+        rows = torch.zeros(len(idx), self.m)
+        rows[torch.arange(len(idx)), idx] = CANARY_SCALE * self.clip_norm * sign[idx]
+        rows = rows.to(priv.device)
+        n_real = _rows(params, (priv, pub))
+        for p in params:
+            if p is priv:
+                p.grad_sample = torch.cat([p.new_zeros(n_real, *p.shape), rows.view(-1, *p.shape)])
+            elif p is pub:
+                p.grad_sample = p.new_zeros(n_real + len(idx), *p.shape)
+            else:
+                p.grad_sample = torch.cat([p.grad_sample, p.grad_sample.new_zeros(len(idx), *p.shape)])
         if pub is not None:
-            opt.original_optimizer.register_step_pre_hook(
-                lambda *_: self.public_seen.append(pub.grad.detach().flatten().to("cpu", copy=True)))
-        if sabotage == "no-clip":
-            original_clip = opt.clip_and_accumulate
+            in_public = sampled if self.public_channel == "same-batch" else (
+                torch.rand(self.m, generator=self.gen) < self.public_rate)
+            grads = opt.public_grads if opt.public_grads is not None else [torch.zeros_like(q) for q in params]
+            grads = [g.clone() for g in grads]
+            # a canary's public gradient has the norm of its raw gradient (10 C), averaged over a batch
+            grads[_index(params, pub)] = (in_public.float() * self.public_norm).view(pub.shape).to(pub.device)
+            opt.public_grads = grads
 
-            def clip_and_accumulate():
-                saved, opt.max_grad_norm = opt.max_grad_norm, float("inf")
-                try:
-                    original_clip()
-                finally:
-                    opt.max_grad_norm = saved
-            opt.clip_and_accumulate = clip_and_accumulate
+    def released(self, opt, grads) -> None:
+        """The noisy gradient of the canary weights as released this step."""
+        self.released_steps.append(grads[_index(opt.params, self.private_layer.weight)].detach().flatten()
+                                   .to("cpu", copy=True))
 
     def scores(self) -> dict[str, np.ndarray]:
         """Attack rules: the sum of every step's release; with a public channel, also the sum over
         the steps where the canary's public part shows in the update (the public term is noise-free,
         but it lands on parameters that carry the private noise too: the attacker thresholds it at
         a few multiples of its known size, each threshold a rule of its own)."""
-        released = torch.stack(self.released)                    # (T, m)
+        released = torch.stack(self.released_steps)              # (T, m)
         out = {"sum over all steps": released.sum(0).numpy()}
         if self.public_layer is not None and self.public_seen:
             public = torch.stack(self.public_seen)                # (T, m): white-box, it knows the level
@@ -289,10 +297,10 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
     Before training, the largest bound these canaries and delta could show (power_ceiling) is set
     against the claimed epsilon: below it the audit has no power and is refused, naming settings that
     would have it, unless `allow_no_power` (then the result says so: `ceiling` < `epsilon_claimed`)."""
-    from .accounting import calibrate_noise
     from .data import build_data
+    from .loop import fit, resolve_device, steps_per_epoch
+    from .privacy import privacy_plan
     from .results import provenance
-    from .loop import fit, resolve_device
     from .start import build_model
     if cfg.method == "nonprivate":
         raise ValueError("method='nonprivate' claims no epsilon: audit dpsgd, pdp, fdp or hybrid")
@@ -314,30 +322,22 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
                    seed=seed + 7)
     can.attach(model)
     model.to(device)
-    box = {}
-
-    def on_mechanism(mech):
-        p = mech.privacy
-        sigma = p["noise_multiplier"]
-        if accounting == "paper":      # the paper's claim: add/remove, amplified, RDP, whatever the variant
-            sigma = calibrate_noise(cfg.epsilon, p["delta"], p["sample_rate"], p["steps"], "rdp")
-        claim = cfg.epsilon if accounting == "paper" else p["epsilon_spent"]
-        rules = 4 if can.public_layer is not None else 1         # Canaries.scores' attack rules
-        ceiling = power_ceiling(canaries, delta=p["delta"], rules=rules, alpha=alpha)
-        if ceiling < claim and not allow_no_power:
-            better = powered_settings(claim, canaries=canaries, delta=p["delta"], rules=rules, alpha=alpha)
-            raise ValueError(f"this audit has no power: {canaries} canaries at delta {p['delta']:g} can show a bound "
-                             f"of at most {ceiling:.3g}, below the claimed epsilon {claim:.3g}, so it could not catch "
-                             f"a broken mechanism. Use {better} (or allow_no_power / --allow-no-power to run it "
-                             f"labelled 'no power')")
-        box.update(privacy=p, sigma=sigma, ceiling=ceiling)
-        can.install(mech, clip_norm=cfg.clip_norm, sample_rate=p["sample_rate"], sabotage=sabotage,
-                    noise_multiplier=sigma)
-
-    fit(model, cfg, data.private_train, val_set=None, device=device, public_set=data.public,
-        desc=f"audit {cfg.method}", progress=progress, on_mechanism=on_mechanism)
-    p = box["privacy"]
-    claimed = cfg.epsilon if accounting == "paper" else p["epsilon_spent"]
+    plan = privacy_plan(cfg, n_private=n, steps_per_epoch=steps_per_epoch(cfg, n),
+                        accounting="paper" if accounting == "paper" else "honest")
+    claim = plan.claimed_epsilon
+    rules = 4 if can.public_layer is not None else 1         # Canaries.scores' attack rules
+    ceiling = power_ceiling(canaries, delta=plan.delta, rules=rules, alpha=alpha)
+    if ceiling < claim and not allow_no_power:
+        better = powered_settings(claim, canaries=canaries, delta=plan.delta, rules=rules, alpha=alpha)
+        raise ValueError(f"this audit has no power: {canaries} canaries at delta {plan.delta:g} can show a bound "
+                         f"of at most {ceiling:.3g}, below the claimed epsilon {claim:.3g}, so it could not catch "
+                         f"a broken mechanism. Use {better} (or allow_no_power / --allow-no-power to run it "
+                         f"labelled 'no power')")
+    trained = plan.weakened(10) if sabotage == "noise-div-10" else plan   # the sabotage test: less noise
+    _, mech = fit(model, cfg, data.private_train, val_set=None, device=device, public_set=data.public,
+                  desc=f"audit {cfg.method}", progress=progress, plan=trained,
+                  stages=[can.stage(clip_norm=cfg.clip_norm, sample_rate=plan.sample_rate, sabotage=sabotage)])
+    p = mech.privacy
     scores = can.scores()
     best = best_bound(scores, can.bits.numpy(), delta=p["delta"], alpha=alpha)
     chosen = scores[best["rule"]]
@@ -346,12 +346,12 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
             ("the projection (post-processing) and " if cfg.method in ("pdp", "hybrid") else "") +
             ("the public term and " if cfg.method in ("fdp", "hybrid") else "") + "Adam")
     return AuditResult(method=cfg.method, fdp_public=cfg.fdp_public, accounting=accounting, sabotage=sabotage,
-                       neighbouring="replace-one" if feature else "add-remove", epsilon_claimed=claimed,
+                       neighbouring=plan.neighbouring, epsilon_claimed=claim,
                        epsilon_lower_bound=best["epsilon_lower_bound"], delta=p["delta"], canaries=canaries,
                        guesses=best["guesses"], correct=best["correct"], rule=best["rule"],
-                       noise_multiplier=box["sigma"] / (10 if sabotage == "noise-div-10" else 1),
+                       noise_multiplier=mech.optimizer.noise_multiplier,
                        sample_rate=p["sample_rate"], steps=p["steps"], wall_s=time.perf_counter() - t0,
-                       config_hash=cfg.hash(), what=what, ceiling=box["ceiling"],
+                       config_hash=cfg.hash(), what=what, ceiling=ceiling,
                        public_weight=p.get("public_weight", float("nan")),
                        scores_in=[float(x) for x in chosen[bits]], scores_out=[float(x) for x in chosen[~bits]],
                        provenance=provenance(device, method=cfg.method))
@@ -397,9 +397,10 @@ def load_audit(path) -> AuditResult:
 
 
 def audit_book(preset: str, *, canaries: int = 1000, fresh: bool = False, progress: bool = True,
-               **overrides) -> list[AuditResult]:
+               ran: list | None = None, **overrides) -> list[AuditResult]:
     """The preset's audits (AUDITS), each stored by config and audit settings under
-    results/<preset>/audits/ and reused; `fresh` runs them again."""
+    results/<preset>/audits/ and reused; `fresh` runs them again. The ones run (not reused) are
+    appended to `ran` where given."""
     from .config import make_config
     out = []
     for method, public, accounting, sabotage, changes in AUDITS:
@@ -413,6 +414,8 @@ def audit_book(preset: str, *, canaries: int = 1000, fresh: bool = False, progre
         save_audit(r, path)
         if progress:
             print(f"audit: {r.summary()}", flush=True)
+        if ran is not None:
+            ran.append(r)
         out.append(r)
     return out
 

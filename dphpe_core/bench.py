@@ -205,11 +205,11 @@ def stand_in(preset: str, tmp_dir, *, n_private: int = 2048) -> dict:
     import torch
 
     from .config import make_config
-    from .model import PoseModel
+    from .model import for_config
     cfg = make_config(preset)
     path = f"{tmp_dir}/random-{preset}.pt"
     torch.manual_seed(0)
-    torch.save(PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split).state_dict(), path)
+    torch.save(for_config(cfg).state_dict(), path)
     return dict(dataset="synthpose", public_dataset="synthpose", n_private=n_private,
                 n_public=max(512, cfg.subspace_m), n_val=64, pretrained_path=path, num_workers=0, delta=1e-5)
 
@@ -222,11 +222,11 @@ def cuda_matches_cpu(*, clip_norm: float = 0.1) -> float:
     from .config import make_config
     from .data import build_data, collate
     from .mechanisms import clipped_grad_sum
-    from .model import PoseModel, set_strategy
+    from .model import for_config, set_strategy
     cfg = make_config("smoke", device="cpu")
     batch = collate(build_data(cfg).private_train.without_augmentation().batch(range(16)))
     torch.manual_seed(0)
-    model = set_strategy(PoseModel("smoke", (cfg.input_h, cfg.input_w), cfg.simcc_split), "full").double()
+    model = set_strategy(for_config(cfg), "full").double()
     tensors = {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()}
     cpu = clipped_grad_sum(model, tensors, clip_norm)
     gpu = clipped_grad_sum(model.cuda(), {k: v.cuda() if torch.is_tensor(v) else v for k, v in tensors.items()},

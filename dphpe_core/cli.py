@@ -19,11 +19,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
+from . import audit as audit_mod
 from . import config as config_mod
+from .methods import PRIVATE_METHODS
 
 
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -96,11 +99,13 @@ def cmd_bench(args) -> None:
         result = bench_strategies(args.preset, strategies=strategies, steps=args.steps, warmup=args.warmup, **overrides)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    print("\n\n".join(format_steps(run) for run in result["runs"]))
+    if not args.brief:
+        print("\n\n".join(format_steps(run) for run in result["runs"]))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+    print(f"bench: timed {', '.join(strategies)} at the {args.preset} preset"
+          + (f"; wrote {args.json}" if args.json else ""))
 
 
 def cmd_bench_gpu(args) -> None:
@@ -146,6 +151,37 @@ def hide_plumbing(path) -> None:
     nbformat.write(nb, path)
 
 
+def _kernel_manager_class():
+    """The kernel manager papermill starts each notebook's kernel with: nbclient's own, over IPC.
+
+    Over TCP (the default) ipykernel logs, at every start, that its traffic is unencrypted; a
+    `make book` printed that paragraph once per notebook and it buried the lines a reader needs. The
+    kernels run on this machine for this process only, so their sockets are files in a private
+    temporary folder instead (IPC, what the warning itself advises), and the warning has no cause.
+    """
+    import shutil
+    import tempfile
+
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class LocalKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self):
+            return str(Path(tempfile.mkdtemp(prefix="dphpe-kernel-")) / "kernel")
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+    return LocalKernelManager
+
+
 def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", results_dir="results",
                   jobs: int = 1) -> list[Path]:
     """Execute each notebook under notebooks/ with papermill (parameters `preset`, and `results_dir`
@@ -159,14 +195,18 @@ def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", resu
     out_dir.mkdir(parents=True, exist_ok=True)
     # the kernels run in the repository: a path relative to it keeps the build folder out of the notebooks
     params = {"preset": preset, "results_dir": os.path.relpath(Path(results_dir).resolve(), repo)}
+    manager = _kernel_manager_class()
 
     def run(nb) -> Path:
         out = out_dir / Path(nb).name
-        print(f"papermill {Path(nb).name} -> {out} (preset={preset})", flush=True)
+        t0 = time.perf_counter()
         names = pm.inspect_notebook(str(nb))
         pm.execute_notebook(str(nb), str(out), parameters={k: v for k, v in params.items() if k in names},
-                            cwd=str(repo), kernel_name="python3", progress_bar=False)
+                            cwd=str(repo), kernel_name="python3", progress_bar=False,
+                            kernel_manager_class=manager)
         hide_plumbing(out)
+        print(f"notebook {Path(nb).name}: executed (preset={preset}) in {time.perf_counter() - t0:.0f} s -> {out}",
+              flush=True)
         return out
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -188,12 +228,19 @@ def cmd_train(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .sweep import sweep
+    from . import results
+    from .sweep import grid_configs, sweep
+    overrides = _parse_sets(args.set or [])
     try:
-        path = sweep(args.preset, jobs=args.jobs, fresh=args.fresh, **_parse_sets(args.set or []))
+        configs = grid_configs(args.preset, **overrides)
+        stored = 0 if args.fresh else sum(results.run_path(c).is_file() for c in configs)
+        t0 = time.perf_counter()
+        path = sweep(args.preset, jobs=args.jobs, fresh=args.fresh, **overrides)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    print(f"summary: {path}")
+    trained = len(configs) - stored
+    print(f"sweep: {len(configs)} runs, {stored} reused, {trained} trained"
+          + (f" in {(time.perf_counter() - t0) / 60:.1f} min" if trained else "") + f"; summary: {path}")
 
 
 def cmd_pretrain(args) -> None:
@@ -206,8 +253,11 @@ def cmd_pretrain(args) -> None:
 def cmd_tune(args) -> None:
     from .tuning import disagreements, tune, tuning_path
     cfg = _cfg(args)
+    stored, t0 = tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
     out = tune(args.preset, fresh=args.fresh, **_parse_sets(args.set or []))
-    print(f"chosen on the public split: {out['chosen']} ({tuning_path(cfg)})")
+    how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
+    chosen = ", ".join(f"{k}={v:g}" for k, v in out["chosen"].items())
+    print(f"tuning: {how}; chosen {chosen} ({tuning_path(cfg)})")
     for field, (have, want) in disagreements(cfg, out).items():
         print(f"note: the {args.preset} preset has {field}={have!r}; the tuning chose {want!r}")
 
@@ -215,8 +265,12 @@ def cmd_tune(args) -> None:
 def cmd_audit(args) -> None:
     from .audit import audit_book, audit_table, run_audit, save_audit
     if args.all:
-        audits = audit_book(args.preset, canaries=args.canaries, fresh=args.fresh, **_parse_sets(args.set or []))
-        print(audit_table(audits).to_string())
+        ran = []
+        audits = audit_book(args.preset, canaries=args.canaries, fresh=args.fresh,
+                            ran=ran, **_parse_sets(args.set or []))
+        if not args.brief:
+            print(audit_table(audits).to_string())
+        print(f"audits: {len(audits)}, {len(audits) - len(ran)} reused, {len(ran)} run")
         return
     if not args.method:
         raise SystemExit("dphpe audit: give --method (one audit) or --all (the preset's audits for the book)")
@@ -247,12 +301,15 @@ def cmd_model(args) -> None:
     cfg = _cfg(args)
     model = build_model(cfg) if args.pretrained else None
     if model is None:
-        from .model import PoseModel, set_strategy
-        model = set_strategy(PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split), cfg.strategy)
+        from .model import for_config, set_strategy
+        model = set_strategy(for_config(cfg), cfg.strategy)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{cfg.preset}: TinyViT-{cfg.model_size} + SimCC at {cfg.input_h}x{cfg.input_w}, strategy {cfg.strategy}")
     print(f"  parameters: {total:,} total, {trainable:,} trainable; {count_macs(model) / 1e6:,.1f} M multiply-adds")
+
+
+BRIEF = "print one summary line instead of the tables (make book's log)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,20 +349,21 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--fresh", action="store_true", help="run it again even when it is stored")
     tu.set_defaults(func=cmd_tune)
     au = with_config(sub.add_parser("audit", help="one-run privacy audit: canaries through a method's mechanism"))
-    au.add_argument("--method", choices=[m for m in config_mod.METHODS if m != "nonprivate"])
+    au.add_argument("--method", choices=PRIVATE_METHODS)
     au.add_argument("--all", action="store_true", help="the preset's audits for the book (stored, reused)")
     au.add_argument("--fresh", action="store_true", help="with --all: run them again")
     au.add_argument("--fdp-public", choices=config_mod.FDP_PUBLIC,
                     help="where fdp/hybrid take their blurred public batch from (default: the preset's, independent)")
     au.add_argument("--canaries", type=int, default=1000)
     au.add_argument("--seed", type=int, default=0)
-    au.add_argument("--accounting", default="honest", choices=("honest", "paper"),
+    au.add_argument("--accounting", default="honest", choices=audit_mod.ACCOUNTING,
                     help="honest: the method's own relation; paper: add/remove, amplified, as the paper claims")
-    au.add_argument("--sabotage", default="none", choices=("none", "noise-div-10", "no-clip"),
+    au.add_argument("--sabotage", default="none", choices=audit_mod.SABOTAGE,
                     help="break the mechanism on purpose (the audit's test of power)")
     au.add_argument("--allow-no-power", action="store_true",
                     help="run even when the canaries and delta cannot show a bound above the claim (labelled)")
     au.add_argument("--json", help="write the result's fields to this file")
+    au.add_argument("--brief", action="store_true", help=BRIEF)
     au.set_defaults(func=cmd_audit)
     sn = sub.add_parser("sync-notebooks", help="write _config.yml's repository.url into the notebooks' Colab cells")
     sn.add_argument("--repo", default=".")
@@ -325,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--strategies", default="finetune,full",
                     help="comma-separated strategies to time, one after the other (--set strategy=S: that one)")
     bn.add_argument("--json", help="also write the figures to this file")
+    bn.add_argument("--brief", action="store_true", help=BRIEF)
     bn.set_defaults(func=cmd_bench)
     bg = sub.add_parser("bench-gpu", help="the CUDA path: exactness against the CPU, step times, peak memory")
     bg.add_argument("--steps", type=int, default=10)

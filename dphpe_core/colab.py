@@ -19,6 +19,10 @@ from pathlib import Path
 # first cell are written from it by `dphpe sync-notebooks` (a test checks they agree), so a fork
 # changes one line and runs that command.
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"]+")
+# The badge is a text link ("Open in Colab", styled as a badge by book/_static/dphpe.css): the image
+# Colab serves would be a request to the outside from every page, and a broken image offline.
+BADGE_TEXT = "Open in Colab"
+BADGE_IMAGE = re.compile(r"!\[Open In Colab\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)")
 COLAB_CELL = """\
 import os
 import subprocess
@@ -64,8 +68,8 @@ def colab_cell(url: str) -> str:
 
 
 def sync_notebooks(repo=".") -> list[Path]:
-    """Write the repository's address from _config.yml into every notebook's badge and its first
-    code cell (`COLAB_CELL`); the notebooks that changed."""
+    """Write the repository's address from _config.yml into every notebook's badge (a text link:
+    an image badge becomes one) and its first code cell (`COLAB_CELL`); the notebooks that changed."""
     import nbformat
     repo = Path(repo)
     url = repository_url(repo)
@@ -74,6 +78,7 @@ def sync_notebooks(repo=".") -> list[Path]:
         nb = nbformat.read(path, as_version=4)
         before = [c.source for c in nb.cells]
         for cell in nb.cells:
+            cell.source = BADGE_IMAGE.sub(BADGE_TEXT, cell.source)
             cell.source = BADGE.sub(colab_link(url, f"notebooks/{path.name}"), cell.source)
         code = [c for c in nb.cells if c.cell_type == "code"]
         if not code or "google.colab" not in code[0].source:

@@ -128,28 +128,31 @@ def _poisson_loader(ds: Dataset, sample_rate: float, steps: int, *, seed: int, w
                       persistent_workers=workers > 0)
 
 
+def steps_per_epoch(cfg: Config, n: int) -> int:
+    """Poisson steps an epoch on `n` private crops: n / expected batch size, rounded, at least 1."""
+    return max(1, round(n / cfg.expected_batch_size))
+
+
 def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset | None, device,
         desc: str, progress: bool = True, public_set: Dataset | None = None,
-        on_mechanism=None) -> tuple[dict, Mechanism]:
+        plan=None, stages=()) -> tuple[dict, Mechanism]:
     """Train `model` in place for cfg.epochs with cfg.method's step; per-epoch curves and the mechanism.
 
     `public_set` (disjoint from train_set) feeds the methods that use public data. A logical batch
     larger than cfg.max_physical_batch_size is split: each physical batch is clipped and summed,
-    and the noise is added once, at the last (Opacus' skip-step protocol). `on_mechanism(mech)` is
-    called once the step's mechanism is built, before the first step.
+    and the noise is added once, at the last (Opacus' skip-step protocol). `plan` and `stages` go to
+    make_optimizer (a private method's privacy plan, default its own; the audit's canaries).
     """
     from tqdm.auto import tqdm
     if torch.device(device).type == "cpu":      # on a GPU the per-sample gradients live in CUDA's own allocator
         keep_freed_memory()
     torch.manual_seed(cfg.seed)   # augmentation and noise draw from here: the same config gives the same run
-    steps_per_epoch = max(1, round(len(train_set) / cfg.expected_batch_size))
-    mech = make_optimizer(cfg, model, private_set=train_set, public_set=public_set, steps_per_epoch=steps_per_epoch,
-                          device=device)
-    if on_mechanism is not None:        # the audit's canaries attach here (audit.py)
-        on_mechanism(mech)
+    per_epoch = steps_per_epoch(cfg, len(train_set))
+    mech = make_optimizer(cfg, model, private_set=train_set, public_set=public_set, steps_per_epoch=per_epoch,
+                          device=device, plan=plan, stages=stages)
     sched = torch.optim.lr_scheduler.MultiStepLR(mech.optimizer, [cfg.lr_decay_epoch], gamma=cfg.lr_decay)
-    if mech.poisson:
-        loader = _poisson_loader(train_set, mech.privacy["sample_rate"], steps_per_epoch, seed=cfg.seed,
+    if mech.poisson:                    # the plan's rate, and its steps spread over the epochs
+        loader = _poisson_loader(train_set, mech.plan.sample_rate, mech.plan.steps // cfg.epochs, seed=cfg.seed,
                                  workers=cfg.num_workers)
     else:
         loader = _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)

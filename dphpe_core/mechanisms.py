@@ -18,7 +18,12 @@ additions after the noise, both post-processing of the noisy gradient:
   from `fdp_public`: an independent uniform batch of the private set, the private batch itself
   (the paper's code), or a batch of the public split. It is computed with Opacus' hooks off,
   by `torch.autograd.grad`, so it never touches the private pass' per-sample buffers.
-Each choice is accounted under its own neighbouring relation (`privacy_budget`).
+Each choice is accounted under its own neighbouring relation (privacy.py's plan, which the optimizer
+reads: its clip norm and noise multiplier, and the loop's Poisson sampler its rate and steps).
+
+The optimizer offers `stages`: objects whose `before_clip(opt)` runs before the per-sample gradients
+are clipped and whose `released(opt, grads)` sees the noisy gradient as released, before any
+post-processing (the audit's canaries enter the step this way, tests count steps this way).
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from opacus.utils.module_utils import trainable_parameters
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from .accounting import calibrate_noise, default_delta, epsilon_spent, participations, record_epsilon
+from .privacy import PrivacyPlan, privacy_plan
 from .config import Config
 from .methods import METHODS, Parts
-from .projection import Subspace, plan
+from .projection import Subspace
+from .projection import plan as subspace_layout
 from .simcc import kl_loss
 from .transforms import blur
 
@@ -200,13 +206,28 @@ class PrivateOptimizer(DPOptimizer):
     subspace: Subspace | None = None
     public_weight: float = 0.0
     public_grads: list[torch.Tensor] | None = None
-    release_hook: Callable[[list[torch.Tensor]], None] | None = None   # sees the noisy gradient (audit.py)
+    stages: tuple = ()              # see the module's docstring (the audit's canaries)
+    clipping: bool = True           # False only in the audit's own sabotage test (no-clip)
+
+    def pre_step(self, closure=None):
+        for stage in self.stages:
+            stage.before_clip(self)
+        return super().pre_step(closure)
+
+    def clip_and_accumulate(self):
+        if self.clipping:
+            return super().clip_and_accumulate()
+        saved, self.max_grad_norm = self.max_grad_norm, float("inf")
+        try:
+            return super().clip_and_accumulate()
+        finally:
+            self.max_grad_norm = saved
 
     def scale_grad(self):
         super().scale_grad()
         grads = [p.grad for p in self.params]
-        if self.release_hook is not None:       # the released noisy gradient, before any post-processing
-            self.release_hook(grads)
+        for stage in self.stages:               # the released noisy gradient, before any post-processing
+            stage.released(self, grads)
         if self.subspace is not None:
             self.subspace.project_(grads)
         if self.public_grads is not None:
@@ -215,14 +236,15 @@ class PrivateOptimizer(DPOptimizer):
             self.public_grads = None
 
 
-def dp_optimizer(params, cfg: Config, *, noise_multiplier: float, clip_norm: float,
-                 expected_batch_size: int) -> PrivateOptimizer:
-    """AdamW behind Opacus' DPOptimizer: per-sample clipping to clip_norm, Gaussian noise of std
-    noise_multiplier * clip_norm on the sum, division by the expected batch size."""
+def dp_optimizer(params, cfg: Config, *, plan: PrivacyPlan, stages=()) -> PrivateOptimizer:
+    """AdamW behind Opacus' DPOptimizer, from the plan alone: per-sample clipping to its clip norm,
+    Gaussian noise of std noise multiplier x clip norm on the sum, division by the expected batch size."""
     # foreach: one update over all tensors at once (torch picks it by itself only on CUDA)
     base = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    return PrivateOptimizer(base, noise_multiplier=noise_multiplier, max_grad_norm=clip_norm,
-                            expected_batch_size=expected_batch_size, loss_reduction="mean")
+    opt = PrivateOptimizer(base, noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.clip_norm,
+                           expected_batch_size=cfg.expected_batch_size, loss_reduction="mean")
+    opt.stages = tuple(stages)
+    return opt
 
 
 @dataclass
@@ -232,8 +254,9 @@ class Mechanism:
     optimizer: torch.optim.Optimizer  # a PrivateOptimizer for private methods
     poisson: bool                     # Poisson sampling at `sample_rate`, else shuffled fixed-size batches
     sum_loss: bool                    # backward on the sum of per-crop losses (per-sample gradients)
-    privacy: dict = field(default_factory=dict)
+    privacy: dict = field(default_factory=dict)   # the record's numbers: the plan's, and the mechanism's
     guarantee: str = "none: trained without differential privacy"
+    plan: PrivacyPlan | None = None   # what the optimizer and the Poisson sampler read (private methods)
     prepare: Callable[[dict | None], None] | None = None   # before each logical batch's private pass
     stats: Callable[[], dict] = dict  # what the mechanism measured (the projection's kept norm)
 
@@ -337,9 +360,10 @@ def per_sample_gradients(gsm: GradSampleModule, batch: dict, params: list[nn.Par
 
 
 def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, steps_per_epoch: int,
-                   device=None) -> Mechanism:
+                   device=None, plan: PrivacyPlan | None = None, stages=()) -> Mechanism:
     """The step of `cfg.method` (the only reader of cfg.method) for training on `private_set`;
-    `public_set` feeds the subspace (pdp, hybrid) and, with fdp_public="public-set", the public gradient."""
+    `public_set` feeds the subspace (pdp, hybrid) and, with fdp_public="public-set", the public gradient.
+    `plan`: the privacy plan (default: privacy_plan(cfg) for this private set); `stages`: see above."""
     from torch.utils.data import DataLoader
 
     from .data import Batched, collate
@@ -353,10 +377,13 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
         raise ValueError(f"unknown method {cfg.method!r}; expected nonprivate or one of {sorted(METHOD_PARTS)}")
     parts = METHOD_PARTS[cfg.method]
     project, feature = parts.project, parts.public_gradient
-    privacy = privacy_budget(cfg, parts, n_private=len(private_set), steps_per_epoch=steps_per_epoch)
+    plan = plan or privacy_plan(cfg, n_private=len(private_set), steps_per_epoch=steps_per_epoch)
+    if (plan.n_private, plan.steps, plan.clip_norm) != (len(private_set), cfg.epochs * steps_per_epoch, cfg.clip_norm):
+        raise ValueError(f"the privacy plan is for {plan.n_private} crops, {plan.steps} steps and C {plan.clip_norm}; "
+                         f"this run has {len(private_set)}, {cfg.epochs * steps_per_epoch} and {cfg.clip_norm}")
+    privacy = plan.record()
     gsm = wrap_for_per_sample_grads(model)
-    opt = dp_optimizer(params, cfg, noise_multiplier=privacy["noise_multiplier"], clip_norm=cfg.clip_norm,
-                       expected_batch_size=cfg.expected_batch_size)
+    opt = dp_optimizer(params, cfg, plan=plan, stages=stages)
     hooks: list[Callable[[dict | None], None]] = []
     if project:
         if cfg.subspace_m > len(public_set):
@@ -364,7 +391,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                              f"subspace could have rank {min(cfg.subspace_k, len(public_set))} at most while the "
                              f"config asks for k={cfg.subspace_k} from m={cfg.subspace_m}; lower subspace_m (and "
                              f"subspace_k <= it) or use a larger public split")
-        layout = plan([n for n, _ in named], [p.numel() for p in params], k=cfg.subspace_k, m=cfg.subspace_m,
+        layout = subspace_layout([n for n, _ in named], [p.numel() for p in params], k=cfg.subspace_k, m=cfg.subspace_m,
                       budget_mb=cfg.subspace_budget_mb)
         opt.subspace = Subspace(params, layout)
         draws = iter(IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET))
@@ -406,32 +433,8 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
             hook(batch)
 
     return Mechanism(gsm, opt, poisson=True, sum_loss=True, privacy=privacy, guarantee=guarantee(cfg, parts, privacy),
-                     prepare=prepare if hooks else None,
+                     plan=plan, prepare=prepare if hooks else None,
                      stats=(lambda: {"projection": opt.subspace.summary()}) if project else dict)
-
-
-def privacy_budget(cfg: Config, parts: Parts, *, n_private: int, steps_per_epoch: int) -> dict:
-    """The noise multiplier that meets cfg.epsilon under the method's own neighbouring relation,
-    and the epsilon the paper's accounting (add/remove, RDP) would report for it."""
-    sample_rate = cfg.expected_batch_size / n_private
-    steps = cfg.epochs * steps_per_epoch
-    delta = cfg.delta or default_delta(n_private)
-    feature = parts.public_gradient and cfg.fdp_public != "public-set"
-    neighbouring = "replace-one" if feature else "add-remove"
-    amplification = not (feature and cfg.fdp_public == "same-batch")
-    accountant = cfg.accountant if not feature else ("pld" if amplification else "gaussian-without-amplification")
-    privacy = dict(n_private=n_private, sample_rate=sample_rate, steps=steps, delta=delta, accountant=accountant,
-                   neighbouring=neighbouring, amplification=amplification,
-                   sensitivity="2C" if feature else "C", clip_norm=cfg.clip_norm, epsilon_target=cfg.epsilon)
-    if parts.public_gradient:
-        privacy["fdp_public"] = cfg.fdp_public
-    sigma = calibrate_noise(cfg.epsilon, delta, sample_rate, steps, "pld" if feature else accountant,
-                            neighbouring=neighbouring, n_private=n_private, amplification=amplification)
-    privacy.update(noise_multiplier=sigma, epsilon_spent=record_epsilon(dict(privacy, noise_multiplier=sigma)),
-                   epsilon_paper_accounting=epsilon_spent(sigma, delta, sample_rate, steps, "rdp"))
-    if not amplification:
-        privacy["participations"] = participations(sample_rate, steps, delta / 2)
-    return privacy
 
 
 def guarantee(cfg: Config, parts: Parts, privacy: dict) -> str:

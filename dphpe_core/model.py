@@ -298,6 +298,13 @@ def predict(model: PoseModel, images: torch.Tensor, *, flip_test: bool = True):
 
 # -- strategies ------------------------------------------------------------------------------
 
+def for_config(cfg) -> PoseModel:
+    """The untrained network of a config (its model size, input size and SimCC split), drawn from
+    torch's generator: the one place the package calls PoseModel. start.build_model(cfg) gives a
+    run's model (its start and strategy); this is for what needs only the architecture."""
+    return PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
+
+
 def set_strategy(model: PoseModel, strategy: str) -> PoseModel:
     """finetune: stages 1-3 (and the stem) frozen, stage 4, every LayerNorm and the head trained;
     full and scratch: every parameter trained."""

@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Circle, Rectangle
 
-from .pckh import EXCLUDED_FROM_MEAN, GROUPS, JOINT_NAMES, SKELETON, pckh_per_joint, summarize
+from .pckh import EXCLUDED_FROM_MEAN, JOINT_NAMES, SKELETON, pckh_per_joint, summarize
 from .transforms import to_display
 
 RIGHT, LEFT, CENTRE = "#e4572e", "#29a3d6", "#f3c623"
@@ -139,12 +139,8 @@ def pckh_of_example(item, pred, threshold: float = 0.5) -> dict[str, float]:
     return summarize(pck, count)
 
 
-def group_table(scores: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Rows: names; columns: Head ... Ankle, Mean."""
-    return pd.DataFrame(scores).T[[*GROUPS, "Mean"]].round(2)
-
-
 # -- the DP primer ------------------------------------------------------------------------------
+
 
 def toy_dp_step(grads: np.ndarray, *, clip_norm: float, noise_multiplier: float, seed: int = 0):
     """One DP-SGD step on 2-D per-sample gradients: raw, clipped to clip_norm, their mean, and the
@@ -241,3 +237,33 @@ def errorbar_grid(stats: pd.DataFrame, *, x: str, hue: str, col: str | None = No
     g.set_axis_labels(x.replace("_", " "), ylabel)
     g.add_legend(title="")
     return g.figure
+
+
+def cost_axis(axis: pd.DataFrame, *, paper_costs: dict[float, float] | None = None):
+    """The regime map's epsilon axis (results.cost_axis): PCKh@0.5 against epsilon on a log axis, per
+    method at its best C with 95% intervals over seeds, the non-private line, and the blurred-only
+    baseline (what feature DP keeps at epsilon = 0) as the leftmost point; on the right, DP-SGD's cost
+    as a share of the non-private score, with the paper's costs (`paper_costs`, {epsilon: %}) marked."""
+    fig, (ax, cx) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    eps = sorted(axis.epsilon.unique())
+    zero = eps[0] / 3                               # where epsilon = 0 sits on the log axis
+    for name, rows in axis.groupby("Method", sort=False):
+        rows = rows.sort_values("epsilon")
+        ax.errorbar(rows.epsilon, rows["mean"], yerr=rows.ci95.fillna(0), marker="o", ms=4, capsize=3, label=name)
+    ax.axhline(axis.nonprivate.iloc[0], color="k", lw=1, ls="--", label="non-private")
+    ax.plot([zero], [axis.public_only.iloc[0]], marker="D", color="grey", ls="", label="blurred only (epsilon 0)")
+    ax.set_xscale("log")
+    ax.set_xticks([zero, *eps], ["0", *[f"{e:g}" for e in eps]], fontsize=8)
+    ax.minorticks_off()
+    ax.set(xlabel=f"epsilon ({axis.accountant.iloc[0].upper()} accountant for every method)", ylabel="PCKh@0.5 (%)")
+    ax.legend(fontsize=8, loc="lower right")
+    dp = axis[axis.method == "dpsgd"].sort_values("epsilon")
+    cx.plot(dp.epsilon, dp.cost_pct, marker="o", label="DP-SGD, this study")
+    for e, c in (paper_costs or {}).items():
+        cx.axhline(c, color="grey", lw=0.8, ls=":")
+        cx.annotate(f"paper, epsilon {e:g}: {c:.1f}%", (eps[-1], c), fontsize=7, ha="right", va="bottom")
+    cx.set_xscale("log")
+    cx.set(xlabel="epsilon", ylabel="DP-SGD's cost (% of non-private)")
+    cx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -267,6 +267,17 @@ def main_grid(df):
     return private[~_on_cost_axis_only(private)] if "config_hash" in private else private
 
 
+def fdp_sources(df):
+    """Feature DP's public-source comparison (the guarantees chapter): its runs in the finetuning cell
+    where the grid runs every `fdp_public`, at C = the grid's `fdp_clip_norm`, the grid's epsilons."""
+    from .sweep import GRIDS
+    fdp = at_full_size(df[(df.method == "fdp") & (df.strategy == "finetune")])
+    if "config_hash" in fdp:
+        fdp = fdp[~_on_cost_axis_only(fdp)]
+    clips = {GRIDS[p].fdp_clip_norm for p in set(fdp.preset) if p in GRIDS}
+    return fdp[fdp.clip_norm.isin(clips)] if clips else fdp
+
+
 def _on_cost_axis_only(df):
     from .sweep import GRIDS, cost_only_hashes
     only = set().union(*(cost_only_hashes(p) for p in set(df.preset) if p in GRIDS))
@@ -411,11 +422,16 @@ def regime_table(df, *, strategy: str = "finetune"):
     """The headline cell at every private training size N: per N and method (non-private included),
     the best C by mean over seeds, its mean PCKh@0.5, 95% interval and seeds, N x epsilon, the
     run's snr, and the gap it recovers at equal epsilon (against DP-SGD at its best C and the
-    non-private mean at the same N)."""
+    non-private model at the same N) under findings.recovery's rule: `gap_recovery` nan and
+    `recovery_text` the reason where DP-SGD's gap is within seed noise; `points`: its mean minus
+    DP-SGD's at the same N."""
     import pandas as pd
+
+    from .findings import recovery
     fin = df[(df.strategy == strategy) & ~df.blurred_only & (df.fdp_public.isin(["", "independent"]))]
+    fin = fin[~_on_cost_axis_only(fin)] if "config_hash" in fin else fin
     eps = fin.epsilon.max()
-    rows = []
+    rows, seeds = [], {}
     for n, at_n in fin.groupby("n_private"):
         base = at_n[at_n.method == "nonprivate"].pckh_mean
         if base.empty:
@@ -423,20 +439,31 @@ def regime_table(df, *, strategy: str = "finetune"):
         cell = at_n[(at_n.method != "nonprivate") & (at_n.epsilon == eps)]
         rows.append(dict(n_private=n, method="nonprivate", clip_norm=None, mean=base.mean(), n=len(base),
                          ci95=ci95(base.std(), len(base)), snr=None))
+        seeds[(n, "nonprivate")] = base.tolist()
         for method, runs in cell.groupby("method"):
             stats = seed_stats(runs, ["clip_norm"])
             best = stats.loc[stats["mean"].idxmax()]
+            at_best = runs[runs.clip_norm == best.clip_norm]
             rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
-                             ci95=best.ci95, snr=runs[runs.clip_norm == best.clip_norm].snr.mean()))
+                             ci95=best.ci95, snr=at_best.snr.mean()))
+            seeds[(n, method)] = at_best.pckh_mean.tolist()
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     out["epsilon"] = eps
     out["n_x_epsilon"] = out.n_private * eps
     out["Method"] = out.method.map(METHOD_NAMES)
-    ref = out.set_index(["n_private", "method"])["mean"]
-    out["gap_recovery"] = [
-        100 * gap_recovery(m, ref[(n, "dpsgd")], ref[(n, "nonprivate")])
-        if meth not in ("nonprivate", "dpsgd") and (n, "dpsgd") in ref else float("nan")
-        for n, meth, m in zip(out.n_private, out.method, out["mean"])]
+    recs = [recovery(seeds[(n, m)], seeds[(n, "dpsgd")], seeds[(n, "nonprivate")])
+            if m not in ("nonprivate", "dpsgd") and (n, "dpsgd") in seeds else None
+            for n, m in zip(out.n_private, out.method)]
+    dpsgd = out[out.method == "dpsgd"].set_index("n_private")["mean"]
+    out["points"] = [m - dpsgd[n] if r else float("nan") for n, m, r in zip(out.n_private, out["mean"], recs)]
+    out["gap_recovery"] = [r["recovery"] if r else float("nan") for r in recs]
+    out["recovery_text"] = [r["text"] if r else "" for r in recs]
     return out
+
+
+def cost_axis_clip_norms(preset: str) -> tuple[float, ...]:
+    """The clipping norms of the preset's epsilon axis (sweep.Grid.cost_clip_norms)."""
+    from .sweep import GRIDS
+    return GRIDS[preset].cost_clip_norms

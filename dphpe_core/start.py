@@ -32,7 +32,7 @@ from .coco import COCO_TO_MPII
 from .config import Config
 from .data import PoseDataset, public_dataset
 from .loop import fit, resolve_device
-from .model import PoseModel, calibrate_affines, public_images, set_strategy
+from .model import PoseModel, calibrate_affines, for_config, public_images, set_strategy
 
 PRETRAIN_VERSION = 3
 # the fields a start depends on: a run's other fields (method, epsilon, seed, ...) share one start
@@ -140,7 +140,7 @@ def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True) -> dict
                       lr_decay_epoch=max(1, int(cfg.pretrain_epochs * 0.8)))
     device = resolve_device(cfg)
     torch.manual_seed(0)
-    model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
+    model = for_config(cfg)
     model = calibrate_affines(model, public_images(public)).to(device)
     fit(model, pre, public, val_set=None, device=device, desc="pretraining on the public split", progress=progress)
     return {k: v.cpu() for k, v in model.state_dict().items()}
@@ -204,7 +204,7 @@ def build_model(cfg: Config, *, start: dict | None = None) -> PoseModel:
     cfg.pretrained_path, or the public pretraining) with its per-joint layer carried over as
     cfg.joint_layer says."""
     torch.manual_seed(cfg.seed)
-    model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
+    model = for_config(cfg)
     if cfg.strategy == "scratch":
         calibrate_affines(model, public_images(public_dataset(cfg)))
         return set_strategy(model, cfg.strategy)

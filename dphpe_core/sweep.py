@@ -172,6 +172,8 @@ class SweepProgress:
         self.cost_done, self.done, self.n, self.total = 0.0, total - len(todo), len(todo), total
         self.enabled, self.t0 = enabled, time.perf_counter()
         self.bar = None
+        if not todo:                          # nothing to train: the caller says what was reused
+            enabled = self.enabled = False
         if enabled and sys.stderr.isatty():
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, initial=self.done, desc=f"sweep ({jobs} jobs)", unit="run")

@@ -21,7 +21,7 @@ from . import results
 from .config import Config
 from .data import build_data, data_fingerprint
 from .loop import evaluate, fit, image_view, resolve_device
-from .model import PoseModel
+from .model import PoseModel, for_config
 from .start import build_model, read_weights
 
 
@@ -79,6 +79,6 @@ def load_trained_model(cfg: Config) -> PoseModel:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained weights for config {cfg.hash()}; run "
                                 f"load_or_train(cfg, keep_model=True) first")
-    model = PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split)
+    model = for_config(cfg)
     model.load_state_dict(read_weights(path, rebuild="delete it and run load_or_train(cfg, keep_model=True) again"))
     return model.eval()

@@ -1,5 +1,6 @@
 """The smoke book builds with warnings as errors, every chapter holds its figures, and a real
-browser loads it with every image and no console error."""
+browser, offline, loads every chapter with every image, no console error, its formulas typeset
+and no request to another host."""
 
 import functools
 import http.server
@@ -18,7 +19,7 @@ from conftest import SHARED_FIXTURES
 # figures each notebook chapter draws (01_data: one more where the real MPII sample is present)
 FIGURES = {"01_data": 5 + (SHARED_FIXTURES / "mpii-sample").is_dir(), "02_dp_primer": 4, "10_run": 2,
            "20_baselines": 1, "21_epsilon_sweep": 1, "22_clip_norm": 1, "23_strategies": 1, "24_per_joint": 1,
-           "25_paper_vs_ours": 3, "26_cost": 2, "27_guarantees": 2, "28_regime": 1, "29_audit": 1}
+           "25_paper_vs_ours": 3, "26_cost": 2, "27_guarantees": 2, "28_regime": 2, "29_audit": 1}
 
 
 def _chapters(toc: dict) -> list[str]:
@@ -61,12 +62,30 @@ def test_findings_are_stated_from_the_results(built_book):
         assert f"Finding {n} (" in text
 
 
-def test_a_browser_loads_every_image_without_console_errors(built_book):
+# waits for MathJax to typeset the page (where the page loads it) and for every image
+_SETTLE = """const done = arguments[arguments.length - 1];
+const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
+const images = [...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; }));
+Promise.all([typeset, ...images]).then(() => done(), () => done());"""
+# the text a reader sees, outside code blocks (a code cell may hold a backslash and a bracket)
+_PROSE = """const body = document.body.cloneNode(true);
+body.querySelectorAll('pre, code, script, style, mjx-container, mjx-assistive-mml').forEach(e => e.remove());
+return body.textContent;"""
+RAW_TEX = ("\\(", "\\[", "$$")
+
+
+def test_a_browser_offline_typesets_every_formula_and_asks_no_other_host(built_book):
+    """Every chapter, in Chromium with every host but the local server unresolvable: every image
+    loads, no console error, no request leaves 127.0.0.1 (Chrome's performance log holds every request
+    the page made), no raw TeX delimiter is left in the prose, and a page with math holds typeset
+    math (MathJax's mjx-container elements)."""
     driver_path, browser = shutil.which("chromedriver"), shutil.which("chromium") or shutil.which("chromium-browser")
     if not (driver_path and browser):
         pytest.skip("Chromium and chromedriver are not installed here (.ci/run installs Debian's chromium and "
                     "chromium-driver)")
+    import json
     import os
+    from urllib.parse import urlparse
     os.environ.setdefault("SE_OFFLINE", "true")   # never let Selenium Manager look for drivers online
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -78,27 +97,42 @@ def test_a_browser_loads_every_image_without_console_errors(built_book):
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run"):
+                "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):   # the network off
         opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    chapters = _chapters(yaml.safe_load((built_book / "_toc.yml").read_text()))
+    with_math = 0
     try:
-        for page in ("index.html", "book/21_epsilon_sweep.html", "book/25_paper_vs_ours.html"):
+        for chapter in chapters:
+            page = f"{chapter}.html"
             driver.get(f"http://127.0.0.1:{server.server_port}/{page}")
-            driver.execute_async_script("""const done = arguments[arguments.length - 1];
-                Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))
-                  .then(() => done());""")
+            driver.set_script_timeout(60)
+            driver.execute_async_script(_SETTLE)
             images = driver.execute_script("return [...document.images].map(i => [i.src, i.naturalWidth])")
             local = [(src, w) for src, w in images if src.startswith("http://127.0.0.1")]
-            assert local or page == "index.html", f"{page}: no images"
+            assert len(local) == len(images), f"{page}: images from elsewhere {[s for s, _ in images]}"
             broken = [src for src, w in local if w == 0]
             assert not broken, f"{page}: images that did not load: {broken}"
-            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
-                      and "127.0.0.1" in e.get("message", "")]
+            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, f"{page}: console errors {errors}"
+            requests = [m["params"]["request"]["url"] for e in driver.get_log("performance")
+                        for m in [json.loads(e["message"])["message"]] if m["method"] == "Network.requestWillBeSent"]
+            outside = sorted({u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                              and urlparse(u).hostname != "127.0.0.1"})
+            assert requests and not outside, f"{page}: requests to other hosts {outside}"
+            prose = driver.execute_script(_PROSE)
+            raw = [d for d in RAW_TEX if d in prose]
+            assert not raw, f"{page}: raw TeX delimiters {raw} in the text: {prose[prose.find(raw[0]) - 80:][:200]!r}"
+            if driver.execute_script("return document.querySelectorAll('.math').length"):
+                with_math += 1
+                typeset = driver.execute_script("return document.querySelectorAll('mjx-container').length")
+                assert typeset, f"{page}: math on the page, none of it typeset"
     finally:
         driver.quit()
         server.shutdown()
+    assert with_math >= 2, "the primer and the regime chapter hold math"
 
 
 def test_pages_show_no_papermill_plumbing_and_no_machine_path(built_book):

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,3 +67,25 @@ def test_audit_takes_the_public_source_from_set_when_no_flag_is_given(monkeypatc
     with pytest.raises(SystemExit, match="fdp_public is given twice"):
         main(["audit", "--preset", "smoke", "--method", "fdp", "--fdp-public", "independent",
               "--set", "fdp_public=same-batch"])
+
+
+def test_notebook_kernels_run_over_ipc_so_the_log_holds_one_line_per_notebook(tmp_path, capfd):
+    """ipykernel warned at every start that TCP is unencrypted (a paragraph per notebook in make
+    book's log); run_notebooks' kernels use IPC sockets in a private folder, removed afterwards."""
+    import glob
+    import tempfile
+
+    import nbformat
+    from dphpe_core.cli import run_notebooks
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell('preset = "smoke"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print(preset * 2)")]
+    (tmp_path / "nb").mkdir()
+    nbformat.write(nb, tmp_path / "nb" / "01_x.ipynb")
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "dphpe-kernel-*")))
+    [out] = run_notebooks("embedded", tmp_path / "out", notebooks=[tmp_path / "nb" / "01_x.ipynb"], repo=tmp_path)
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.out + captured.err
+    assert captured.out.strip().splitlines() == [l for l in captured.out.strip().splitlines() if l.startswith("notebook 01_x.ipynb: executed")]
+    assert "embeddedembedded" in out.read_text()
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "dphpe-kernel-*"))) == before

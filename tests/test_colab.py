@@ -1,7 +1,7 @@
 import types
 
 from dphpe_core import make_config
-from dphpe_core.colab import colab_cell, colab_link, in_colab, repository_url, setup, sync_notebooks
+from dphpe_core.colab import BADGE_TEXT, colab_cell, colab_link, in_colab, repository_url, setup, sync_notebooks
 
 
 def test_outside_colab_nothing_changes():
@@ -32,7 +32,9 @@ def test_every_notebook_opens_with_the_badge_and_the_colab_cell_from_the_one_add
     url = repository_url(repo)
     for path in sorted(repo.joinpath("notebooks").glob("*.ipynb")):
         cells = json.loads(path.read_text())["cells"]
-        assert colab_link(url, f"notebooks/{path.name}") in "".join(cells[0]["source"]), path.name
+        first = "".join(cells[0]["source"])
+        assert f"[{BADGE_TEXT}]({colab_link(url, f'notebooks/{path.name}')})" in first, path.name
+        assert "colab.research.google.com/assets" not in "".join("".join(c["source"]) for c in cells), path.name
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         assert code[0] == colab_cell(url), path.name
         assert f'REPOSITORY = "{url}"' in code[0] and "git\", \"clone" in code[0] and "runtime = setup()" in code[0]

@@ -118,3 +118,23 @@ def test_feature_dp_curves_start_at_the_blurred_only_baseline():
     assert (zero["mean"] == 42.0).all() and (zero.n == 2).all()
     assert zero.ci95.iloc[0] == pytest.approx(12.706 * 8 ** 0.5 / 2 ** 0.5, rel=1e-3)   # t(0.975, 1) x sd / sqrt(n)
     assert len(out) == len(stats) + 4
+
+
+def test_recovery_is_given_only_where_dpsgds_gap_is_clear_of_seed_noise():
+    """The embedded book once printed 'the hybrid recovers -669.8% (± 599.2)' over a 2.4-point gap."""
+    from dphpe_core import findings
+    nonprivate, dpsgd, hybrid = [67.0, 67.5, 66.8], [65.5, 66.9, 64.2], [60.0, 61.0, 62.0]
+    small = findings.recovery(hybrid, dpsgd, nonprivate)
+    gap, half = findings.difference(nonprivate, dpsgd)
+    assert gap < findings.GAP_MARGIN * half
+    assert not small["shown"] and small["recovery"] != small["recovery"] and small["text"] == findings.NOT_SHOWN
+    assert "gap within seed noise" in findings.recovery_sentence(small) and f"{gap:.1f} points" in findings.recovery_sentence(small)
+    wide = findings.recovery(hybrid, [40.0, 41.0, 42.5], nonprivate)
+    r, h = findings.gap_recovery_interval(hybrid, [40.0, 41.0, 42.5], nonprivate)
+    assert wide["shown"] and wide["recovery"] == pytest.approx(r) and wide["ci"] == pytest.approx(h)
+    assert not findings.recovery([82.61], [63.85], [89.36])["shown"]          # single seeds: only when asked
+    frame = pd.DataFrame([dict(clip_norm=0.1, epsilon=0.8, method=m, pckh_mean=v)
+                          for m, vals in (("dpsgd", dpsgd), ("hybrid", hybrid)) for v in vals])
+    table = findings.recovery_table(frame, nonprivate)
+    assert list(table.method) == ["hybrid"] and table.text.iloc[0] == findings.NOT_SHOWN
+    assert table.points.iloc[0] == pytest.approx(sum(hybrid) / 3 - sum(dpsgd) / 3)

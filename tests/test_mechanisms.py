@@ -1,9 +1,11 @@
+import dataclasses
 import pytest
 import torch
 from torch import nn
 
 from conftest import make_batch
 from dphpe_core import make_config
+from dphpe_core.privacy import privacy_plan
 from dphpe_core.mechanisms import (clipped_grad_sum, dp_optimizer, make_optimizer, noise_only_step, per_sample_loss,
                                    physical_batches, public_gradient, trainable, wrap_for_per_sample_grads)
 from dphpe_core.transforms import blur
@@ -107,8 +109,9 @@ def test_nonprivate_equals_dpsgd_without_noise_or_clipping():
     per_sample_loss(a, batch).mean().backward()
     plain.step()
     gsm = wrap_for_per_sample_grads(b)
-    private = dp_optimizer([p for _, p in trainable(b)], cfg, noise_multiplier=0.0, clip_norm=1e12,
-                           expected_batch_size=4)
+    plan = privacy_plan(cfg.replace(method="dpsgd", clip_norm=1e12), n_private=96, steps_per_epoch=6)
+    private = dp_optimizer([p for _, p in trainable(b)], cfg.replace(expected_batch_size=4),
+                           plan=dataclasses.replace(plan, noise_multiplier=0.0))
     per_sample_loss(gsm, batch).sum().backward()
     private.step()
     for (n, p), q in zip(a.named_parameters(), b.parameters()):

@@ -25,19 +25,19 @@ def runs(smoke_cfg, tmp_path_factory):
 def test_reported_epsilon_is_that_of_the_records_own_numbers(runs, variant):
     r = runs[variant]
     p = r.privacy
-    args = (p["noise_multiplier"], p["delta"], p["sample_rate"], p["steps"])
+    args = {k: p[k] for k in ("noise_multiplier", "delta", "sample_rate", "steps")}
     feature = variant[0] in ("fdp", "hybrid") and variant[1] != "public-set"
     if variant[1] == "same-batch" and feature:
-        own = accounting.epsilon_without_amplification(*args, neighbouring="replace-one")
+        own = accounting.epsilon_without_amplification(**args, neighbouring="replace-one")
         assert p["participations"] == accounting.participations(p["sample_rate"], p["steps"], p["delta"] / 2)
     elif feature:
-        own = accounting.epsilon_spent(*args, "pld", neighbouring="replace-one")
+        own = accounting.epsilon_spent(**args, accountant="pld", neighbouring="replace-one")
     else:
-        own = accounting.epsilon_spent(*args, "rdp")
+        own = accounting.epsilon_spent(**args, accountant="rdp")
     assert p["neighbouring"] == ("replace-one" if feature else "add-remove")
     assert p["sensitivity"] == ("2C" if feature else "C")
     assert 0 < p["epsilon_spent"] == pytest.approx(own, rel=1e-9) and own <= p["epsilon_target"]
-    assert p["epsilon_paper_accounting"] == pytest.approx(accounting.epsilon_spent(*args, "rdp"), rel=1e-9)
+    assert p["epsilon_paper_accounting"] == pytest.approx(accounting.epsilon_spent(**args, accountant="rdp"), rel=1e-9)
     assert p["delta"] < 1 / r.config["n_private"]
     assert 0 <= r.pckh["Mean"] <= 100 and all(x is None for x in r.curves["loss"])
 

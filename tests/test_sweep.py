@@ -148,3 +148,23 @@ def test_main_grid_leaves_out_the_runs_only_the_epsilon_axis_holds():
             for c in (shared, only)]
     kept = results.main_grid(pd.DataFrame(rows))
     assert list(kept.config_hash) == [shared.hash()]
+
+
+def test_cost_axis_takes_each_methods_better_c_and_the_cost_against_the_nonprivate_mean():
+    import pandas as pd
+    from dphpe_core import findings
+    g = GRIDS["embedded"]
+    rows = [dict(preset="embedded", method="nonprivate", strategy="finetune", blurred_only=b, n_private=22000,
+                 pckh_mean=v, config_hash=f"np{b}{v}") for b, v in ((False, 68.0), (False, 70.0), (True, 15.0))]
+    for c in g.cost_configs("embedded"):
+        if c.method == "dpsgd" and c.epsilon in (0.2, 0.002):
+            score = (60.0 if c.epsilon == 0.2 else 40.0) + (2.0 if c.clip_norm == 0.1 else 0.0) + c.seed
+            rows.append(dict(preset="embedded", method="dpsgd", strategy="finetune", blurred_only=False, n_private=22000,
+                             epsilon=c.epsilon, clip_norm=c.clip_norm, seed=c.seed, pckh_mean=score, config_hash=c.hash()))
+    axis = results.cost_axis(pd.DataFrame(rows)).set_index("epsilon")
+    assert list(axis.clip_norm) == [0.1, 0.1] and axis.loc[0.002, "mean"] == 43.0 and axis.loc[0.002, "n"] == 3
+    assert axis.loc[0.002, "cost_pct"] == pytest.approx(100 * (69.0 - 43.0) / 69.0)
+    assert axis.public_only.iloc[0] == 15.0 and axis.accountant.iloc[0] == "pld"
+    table = axis.reset_index()
+    assert findings.cost_reached(table, 30.0) == 0.002 and findings.cost_reached(table, 50.0) != findings.cost_reached(table, 50.0)
+    assert findings.cost_reached_text(table, 50.0).startswith("no epsilon run here")

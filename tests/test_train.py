@@ -51,7 +51,7 @@ def test_dpsgd_record_reports_the_epsilon_of_its_own_numbers(dpsgd_run):
     n = cfg.n_private
     assert p["sample_rate"] == cfg.expected_batch_size / n and p["steps"] == cfg.epochs * round(n / cfg.expected_batch_size)
     assert 0 < p["delta"] < 1 / n and p["neighbouring"] == "add-remove" and p["clip_norm"] == cfg.clip_norm
-    again = epsilon_spent(p["noise_multiplier"], p["delta"], p["sample_rate"], p["steps"], p["accountant"])
+    again = epsilon_spent(noise_multiplier=p["noise_multiplier"], delta=p["delta"], sample_rate=p["sample_rate"], steps=p["steps"], accountant=p["accountant"])
     assert 0 < p["epsilon_spent"] == pytest.approx(again, rel=1e-12) and p["epsilon_spent"] <= cfg.epsilon
     assert "add/remove" in r.guarantee and "DP-SGD" in r.guarantee
     assert r.curves["loss"] == [None, None]        # no noise-free statistic of the private crops is recorded
@@ -59,10 +59,9 @@ def test_dpsgd_record_reports_the_epsilon_of_its_own_numbers(dpsgd_run):
 
 
 def test_delta_at_or_above_one_over_n_is_refused(smoke_cfg):
-    from dphpe_core.mechanisms import METHOD_PARTS, privacy_budget
+    from dphpe_core.privacy import privacy_plan
     with pytest.raises(ValueError, match=r"delta=0.02: expected a number in \(0, 1/N_private\)"):
-        privacy_budget(smoke_cfg.replace(method="dpsgd", delta=0.02), METHOD_PARTS["dpsgd"], n_private=96,
-                       steps_per_epoch=6)
+        privacy_plan(smoke_cfg.replace(method="dpsgd", delta=0.02), n_private=96, steps_per_epoch=6)
 
 
 def test_record_says_where_it_comes_from(smoke_run):

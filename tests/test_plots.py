@@ -1,0 +1,34 @@
+"""Figure helpers draw what their data says (checked on the artists they draw)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+
+from dphpe_core import plots
+
+
+def test_toy_dp_step_clips_every_gradient_to_the_norm():
+    grads = np.array([[3.0, 4.0], [0.1, 0.0], [-6.0, 8.0]])
+    fig = plots.toy_dp_step(grads, clip_norm=1.0, noise_multiplier=0.0)
+    clipped = fig.axes[1].collections[0]                 # the quiver of clipped gradients
+    uv = np.column_stack([clipped.U, clipped.V])
+    assert np.linalg.norm(uv, axis=1) == pytest.approx([1.0, 0.1, 1.0])
+    noisy = fig.axes[2].collections[0].get_offsets()      # no noise: every draw is the clipped mean
+    assert np.allclose(noisy, uv.mean(0))
+
+
+def test_cost_axis_draws_every_method_the_baselines_and_the_papers_costs():
+    axis = pd.DataFrame([dict(method=m, Method=m.upper(), epsilon=e, mean=v, ci95=1.0, nonprivate=68.0,
+                              public_only=15.0, accountant="pld", cost_pct=100 * (68 - v) / 68)
+                         for m in ("dpsgd", "fdp") for e, v in ((0.2, 64.0), (0.01, 50.0))])
+    fig = plots.cost_axis(axis, paper_costs={0.8: 12.5, 0.2: 28.5})
+    left, right = fig.axes
+    labels = left.get_legend_handles_labels()[1]
+    assert {"DPSGD", "FDP", "non-private", "blurred only (epsilon 0)"} <= set(labels)
+    assert left.get_xscale() == "log" and "0" in [t.get_text() for t in left.get_xticklabels()]
+    [line] = [l for l in right.get_lines() if l.get_label() == "DP-SGD, this study"]
+    assert list(line.get_ydata()) == pytest.approx([100 * 18 / 68, 100 * 4 / 68])
+    assert sum("paper, epsilon" in t.get_text() for t in right.texts) == 2
