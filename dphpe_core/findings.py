@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .methods import PRIVATE_METHODS
-from .results import main_grid
+from .results import METHOD_NAMES, at_full_size, ci95, main_grid, seed_stats
 
 SUPPORT_SHARE = 0.75
 
@@ -358,7 +358,7 @@ def paper_cost(paper) -> dict[float, float]:
 
 
 def cost_reached(axis, share: float, *, method: str = "dpsgd") -> float:
-    """The largest epsilon of the epsilon axis (results.cost_axis) at which `method` loses at least
+    """The largest epsilon of the epsilon axis (cost_axis) at which `method` loses at least
     `share` % of the non-private score, nan where no measured epsilon does."""
     rows = axis[(axis.method == method) & (axis.cost_pct >= share)]
     return float(rows.epsilon.max()) if len(rows) else float("nan")
@@ -368,3 +368,94 @@ def cost_reached_text(axis, share: float, *, method: str = "dpsgd") -> str:
     """cost_reached in words: 'epsilon 0.01', or that no epsilon run reaches `share`."""
     e = cost_reached(axis, share, method=method)
     return f"epsilon {e:g}" if e == e else f"no epsilon run here (the smallest is {axis.epsilon.min():g})"
+
+
+# -- the regime map's tables ---------------------------------------------------------------------
+
+def fdp_sources(df):
+    """Feature DP's public-source comparison (the guarantees chapter): its runs in the finetuning cell
+    where the grid runs every `fdp_public`, at C = the grid's `fdp_clip_norm`, the grid's epsilons."""
+    from .sweep import GRIDS
+    fdp = at_full_size(df[(df.method == "fdp") & (df.strategy == "finetune")])
+    if "cost_axis_only" in fdp:
+        fdp = fdp[~fdp.cost_axis_only.astype(bool)]
+    clips = {GRIDS[p].fdp_clip_norm for p in set(fdp.preset) if p in GRIDS}
+    return fdp[fdp.clip_norm.isin(clips)] if clips else fdp
+
+
+def cost_axis(df):
+    """The regime map's epsilon axis: per method and epsilon (the preset's `cost_epsilons`), the best
+    of the axis's clipping norms by mean over seeds (the rows the summary's `cost_axis` column marks), with its mean PCKh@0.5, 95% interval and seeds;
+    DP-SGD's cost as a share of the non-private mean (`cost_pct`), and the blurred-only and
+    non-private means beside them (`public_only`, `nonprivate`)."""
+    import pandas as pd
+
+    from .sweep import GRIDS
+    rows = []
+    for preset in sorted(set(df.preset) & set(GRIDS)):
+        grid = GRIDS[preset]
+        runs = df[(df.preset == preset) & df.cost_axis.astype(bool)] if "cost_axis" in df else df.iloc[:0]
+        base = at_full_size(df[(df.preset == preset) & (df.method == "nonprivate") & (df.strategy == "finetune")])
+        raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
+        for (method, eps), cell in runs.groupby(["method", "epsilon"]):
+            stats = seed_stats(cell, ["clip_norm"])
+            best = stats.loc[stats["mean"].idxmax()]
+            rows.append(dict(preset=preset, method=method, epsilon=eps, clip_norm=best.clip_norm, mean=best["mean"],
+                             sd=best.sd, n=int(best.n), ci95=best.ci95, nonprivate=raw.mean(),
+                             public_only=blurred.mean(), accountant=grid.cost_accountant))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["Method"] = out.method.map(METHOD_NAMES)
+    out["cost_pct"] = 100 * (out.nonprivate - out["mean"]) / out.nonprivate
+    return out.sort_values(["method", "epsilon"], ascending=[True, False]).reset_index(drop=True)
+
+
+def regime_table(df, *, strategy: str = "finetune"):
+    """The headline cell at every private training size N: per N and method (non-private included),
+    the best C by mean over seeds, its mean PCKh@0.5, 95% interval and seeds, N x epsilon, the
+    run's snr, and the gap it recovers at equal epsilon (against DP-SGD at its best C and the
+    non-private model at the same N) under recovery()'s rule: `gap_recovery` nan and
+    `recovery_text` the reason where DP-SGD's gap is within seed noise; `points`: its mean minus
+    DP-SGD's at the same N."""
+    import pandas as pd
+
+    fin = df[(df.strategy == strategy) & ~df.blurred_only & (df.fdp_public.isin(["", "independent"]))]
+    fin = fin[~fin.cost_axis_only.astype(bool)] if "cost_axis_only" in fin else fin
+    eps = fin.epsilon.max()
+    rows, seeds = [], {}
+    for n, at_n in fin.groupby("n_private"):
+        base = at_n[at_n.method == "nonprivate"].pckh_mean
+        if base.empty:
+            continue
+        cell = at_n[(at_n.method != "nonprivate") & (at_n.epsilon == eps)]
+        rows.append(dict(n_private=n, method="nonprivate", clip_norm=None, mean=base.mean(), n=len(base),
+                         ci95=ci95(base.std(), len(base)), snr=None))
+        seeds[(n, "nonprivate")] = base.tolist()
+        for method, runs in cell.groupby("method"):
+            stats = seed_stats(runs, ["clip_norm"])
+            best = stats.loc[stats["mean"].idxmax()]
+            at_best = runs[runs.clip_norm == best.clip_norm]
+            rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
+                             ci95=best.ci95, snr=at_best.snr.mean()))
+            seeds[(n, method)] = at_best.pckh_mean.tolist()
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["epsilon"] = eps
+    out["n_x_epsilon"] = out.n_private * eps
+    out["Method"] = out.method.map(METHOD_NAMES)
+    recs = [recovery(seeds[(n, m)], seeds[(n, "dpsgd")], seeds[(n, "nonprivate")])
+            if m not in ("nonprivate", "dpsgd") and (n, "dpsgd") in seeds else None
+            for n, m in zip(out.n_private, out.method)]
+    dpsgd = out[out.method == "dpsgd"].set_index("n_private")["mean"]
+    out["points"] = [m - dpsgd[n] if r else float("nan") for n, m, r in zip(out.n_private, out["mean"], recs)]
+    out["gap_recovery"] = [r["recovery"] if r else float("nan") for r in recs]
+    out["recovery_text"] = [r["text"] if r else "" for r in recs]
+    return out
+
+
+def cost_axis_clip_norms(preset: str) -> tuple[float, ...]:
+    """The clipping norms of the preset's epsilon axis (sweep.Grid.cost_clip_norms)."""
+    from .sweep import GRIDS
+    return GRIDS[preset].cost_clip_norms

@@ -240,7 +240,7 @@ def errorbar_grid(stats: pd.DataFrame, *, x: str, hue: str, col: str | None = No
 
 
 def cost_axis(axis: pd.DataFrame, *, paper_costs: dict[float, float] | None = None):
-    """The regime map's epsilon axis (results.cost_axis): PCKh@0.5 against epsilon on a log axis, per
+    """The regime map's epsilon axis (findings.cost_axis): PCKh@0.5 against epsilon on a log axis, per
     method at its best C with 95% intervals over seeds, the non-private line, and the blurred-only
     baseline (what feature DP keeps at epsilon = 0) as the leftmost point; on the right, DP-SGD's cost
     as a share of the non-private score, with the paper's costs (`paper_costs`, {epsilon: %}) marked."""

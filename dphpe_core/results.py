@@ -261,56 +261,11 @@ def at_full_size(df):
 
 def main_grid(df):
     """The private runs of the paper's grid at the preset's size: fdp with its default public source,
-    every other method; the runs only the regime map's epsilon axis holds are left out (`cost_axis`)."""
+    every other method; the runs only the regime map's epsilon axis holds are left out (the summary's
+    `cost_axis_only` column, sweep.mark_parts)."""
     private = at_full_size(df[df.method != "nonprivate"])
     private = private[(private.method != "fdp") | (private.fdp_public == "independent")]
-    return private[~_on_cost_axis_only(private)] if "config_hash" in private else private
-
-
-def fdp_sources(df):
-    """Feature DP's public-source comparison (the guarantees chapter): its runs in the finetuning cell
-    where the grid runs every `fdp_public`, at C = the grid's `fdp_clip_norm`, the grid's epsilons."""
-    from .sweep import GRIDS
-    fdp = at_full_size(df[(df.method == "fdp") & (df.strategy == "finetune")])
-    if "config_hash" in fdp:
-        fdp = fdp[~_on_cost_axis_only(fdp)]
-    clips = {GRIDS[p].fdp_clip_norm for p in set(fdp.preset) if p in GRIDS}
-    return fdp[fdp.clip_norm.isin(clips)] if clips else fdp
-
-
-def _on_cost_axis_only(df):
-    from .sweep import GRIDS, cost_only_hashes
-    only = set().union(*(cost_only_hashes(p) for p in set(df.preset) if p in GRIDS))
-    return df.config_hash.isin(only)
-
-
-def cost_axis(df):
-    """The regime map's epsilon axis: per method and epsilon (the preset's `cost_epsilons`), the best
-    of the axis's clipping norms by mean over seeds, with its mean PCKh@0.5, 95% interval and seeds;
-    DP-SGD's cost as a share of the non-private mean (`cost_pct`), and the blurred-only and
-    non-private means beside them (`public_only`, `nonprivate`)."""
-    import pandas as pd
-
-    from .sweep import GRIDS
-    rows = []
-    for preset in sorted(set(df.preset) & set(GRIDS)):
-        grid = GRIDS[preset]
-        hashes = {c.hash() for c in grid.cost_configs(preset)}
-        runs = df[df.config_hash.isin(hashes)]
-        base = at_full_size(df[(df.preset == preset) & (df.method == "nonprivate") & (df.strategy == "finetune")])
-        raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
-        for (method, eps), cell in runs.groupby(["method", "epsilon"]):
-            stats = seed_stats(cell, ["clip_norm"])
-            best = stats.loc[stats["mean"].idxmax()]
-            rows.append(dict(preset=preset, method=method, epsilon=eps, clip_norm=best.clip_norm, mean=best["mean"],
-                             sd=best.sd, n=int(best.n), ci95=best.ci95, nonprivate=raw.mean(),
-                             public_only=blurred.mean(), accountant=grid.cost_accountant))
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["Method"] = out.method.map(METHOD_NAMES)
-    out["cost_pct"] = 100 * (out.nonprivate - out["mean"]) / out.nonprivate
-    return out.sort_values(["method", "epsilon"], ascending=[True, False]).reset_index(drop=True)
+    return private[~private.cost_axis_only.astype(bool)] if "cost_axis_only" in private else private
 
 
 def ci95(sd: float, n: int) -> float:
@@ -416,54 +371,3 @@ def versions() -> dict:
     import torch
     return {"python": platform.python_version(), "torch": torch.__version__, "opacus": opacus.__version__,
             "numpy": numpy.__version__, "machine": platform.machine()}
-
-
-def regime_table(df, *, strategy: str = "finetune"):
-    """The headline cell at every private training size N: per N and method (non-private included),
-    the best C by mean over seeds, its mean PCKh@0.5, 95% interval and seeds, N x epsilon, the
-    run's snr, and the gap it recovers at equal epsilon (against DP-SGD at its best C and the
-    non-private model at the same N) under findings.recovery's rule: `gap_recovery` nan and
-    `recovery_text` the reason where DP-SGD's gap is within seed noise; `points`: its mean minus
-    DP-SGD's at the same N."""
-    import pandas as pd
-
-    from .findings import recovery
-    fin = df[(df.strategy == strategy) & ~df.blurred_only & (df.fdp_public.isin(["", "independent"]))]
-    fin = fin[~_on_cost_axis_only(fin)] if "config_hash" in fin else fin
-    eps = fin.epsilon.max()
-    rows, seeds = [], {}
-    for n, at_n in fin.groupby("n_private"):
-        base = at_n[at_n.method == "nonprivate"].pckh_mean
-        if base.empty:
-            continue
-        cell = at_n[(at_n.method != "nonprivate") & (at_n.epsilon == eps)]
-        rows.append(dict(n_private=n, method="nonprivate", clip_norm=None, mean=base.mean(), n=len(base),
-                         ci95=ci95(base.std(), len(base)), snr=None))
-        seeds[(n, "nonprivate")] = base.tolist()
-        for method, runs in cell.groupby("method"):
-            stats = seed_stats(runs, ["clip_norm"])
-            best = stats.loc[stats["mean"].idxmax()]
-            at_best = runs[runs.clip_norm == best.clip_norm]
-            rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
-                             ci95=best.ci95, snr=at_best.snr.mean()))
-            seeds[(n, method)] = at_best.pckh_mean.tolist()
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["epsilon"] = eps
-    out["n_x_epsilon"] = out.n_private * eps
-    out["Method"] = out.method.map(METHOD_NAMES)
-    recs = [recovery(seeds[(n, m)], seeds[(n, "dpsgd")], seeds[(n, "nonprivate")])
-            if m not in ("nonprivate", "dpsgd") and (n, "dpsgd") in seeds else None
-            for n, m in zip(out.n_private, out.method)]
-    dpsgd = out[out.method == "dpsgd"].set_index("n_private")["mean"]
-    out["points"] = [m - dpsgd[n] if r else float("nan") for n, m, r in zip(out.n_private, out["mean"], recs)]
-    out["gap_recovery"] = [r["recovery"] if r else float("nan") for r in recs]
-    out["recovery_text"] = [r["text"] if r else "" for r in recs]
-    return out
-
-
-def cost_axis_clip_norms(preset: str) -> tuple[float, ...]:
-    """The clipping norms of the preset's epsilon axis (sweep.Grid.cost_clip_norms)."""
-    from .sweep import GRIDS
-    return GRIDS[preset].cost_clip_norms

@@ -3,7 +3,7 @@ import pytest
 from dphpe_core import make_config
 
 from dphpe_core import results
-from dphpe_core.sweep import GRIDS, cost_only_hashes, grid_configs, run_sweep, write_summary
+from dphpe_core.sweep import GRIDS, cost_only_hashes, grid_configs, mark_parts, run_sweep, write_summary
 
 
 def test_the_embedded_grid_covers_every_cell_of_the_papers_grid_with_its_seeds():
@@ -65,7 +65,7 @@ def test_sweep_runs_in_parallel_resumes_and_summarises(smoke_cfg, tmp_path):
     again = run_sweep(configs, jobs=2, progress=False)                  # nothing left to run
     assert again == runs and stamps == [results.run_path(c).stat().st_mtime_ns for c in configs]
     df = results.read_summary(write_summary(runs, tmp_path / "summary.csv"))
-    assert list(df.columns[:-1]) == results.COLUMNS and len(df) == 2
+    assert list(df.columns) == [*results.COLUMNS, "cost_axis", "cost_axis_only", "Method"] and len(df) == 2
     private = df[df.method == "dpsgd"].iloc[0]
     assert private.epsilon_spent <= 2.0 and private.pckh_mean == pytest.approx(runs[1].pckh["Mean"])
     assert df[df.method == "nonprivate"].epsilon.isna().all()
@@ -146,7 +146,9 @@ def test_main_grid_leaves_out_the_runs_only_the_epsilon_axis_holds():
     only = next(c for c in g.cost_configs("embedded") if c.method == "dpsgd" and c.epsilon == 0.2)
     rows = [dict(preset="embedded", method=c.method, n_private=c.n_private, fdp_public=c.fdp_public, config_hash=c.hash())
             for c in (shared, only)]
-    kept = results.main_grid(pd.DataFrame(rows))
+    marked = mark_parts(pd.DataFrame(rows))
+    assert list(marked.cost_axis) == [True, True] and list(marked.cost_axis_only) == [False, True]
+    kept = results.main_grid(marked)
     assert list(kept.config_hash) == [shared.hash()]
 
 
@@ -161,7 +163,7 @@ def test_cost_axis_takes_each_methods_better_c_and_the_cost_against_the_nonpriva
             score = (60.0 if c.epsilon == 0.2 else 40.0) + (2.0 if c.clip_norm == 0.1 else 0.0) + c.seed
             rows.append(dict(preset="embedded", method="dpsgd", strategy="finetune", blurred_only=False, n_private=22000,
                              epsilon=c.epsilon, clip_norm=c.clip_norm, seed=c.seed, pckh_mean=score, config_hash=c.hash()))
-    axis = results.cost_axis(pd.DataFrame(rows)).set_index("epsilon")
+    axis = findings.cost_axis(mark_parts(pd.DataFrame(rows))).set_index("epsilon")
     assert list(axis.clip_norm) == [0.1, 0.1] and axis.loc[0.002, "mean"] == 43.0 and axis.loc[0.002, "n"] == 3
     assert axis.loc[0.002, "cost_pct"] == pytest.approx(100 * (69.0 - 43.0) / 69.0)
     assert axis.public_only.iloc[0] == 15.0 and axis.accountant.iloc[0] == "pld"
