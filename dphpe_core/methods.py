@@ -34,12 +34,11 @@ METHODS: dict[str, Parts] = {
     "nonprivate": Parts("non-private training", "Non-private", private=False),
     "dpsgd": Parts("DP-SGD", "DP-SGD", private=True, cost=1.3),
     # version 2: the subspace is rebuilt on a schedule that scales with the run (subspace_interval). Its cost and
-    # the hybrid's with a rebuild at every step: estimated from the tuning's runs (a rebuild about 0.6 of a DP-SGD
-    # step, 2026-12-01), not yet from `dphpe bench`; the sweep only orders its runs by them
-    "pdp": Parts("PDP-SGD", "PDP-SGD", private=True, project=True, cost=1.9, version=2),
+    # the hybrid's with a rebuild at every step: `dphpe bench`, embedded finetuning (bench/README.md, 2026-12-01)
+    "pdp": Parts("PDP-SGD", "PDP-SGD", private=True, project=True, cost=2.5, version=2),
     "fdp": Parts("feature DP", "FDP", private=True, public_gradient=True, weight_field="public_weight_fdp", cost=2.7),
     "hybrid": Parts("the hybrid", "Hybrid", private=True, project=True, public_gradient=True,
-                    weight_field="public_weight_hybrid", cost=3.2, version=2),
+                    weight_field="public_weight_hybrid", cost=3.9, version=2),
 }
 PRIVATE_METHODS = tuple(m for m, p in METHODS.items() if p.private)
 METHOD_NAMES = {m: p.display for m, p in METHODS.items()}
