@@ -151,6 +151,12 @@ def hide_plumbing(path) -> None:
     nbformat.write(nb, path)
 
 
+# The kernels' own log (ipykernel's "KeyboardInterrupt caught in kernel" when a finished kernel is shut
+# down, and the like) says nothing a reader of make book's log can act on; an error in a cell still stops
+# the build through papermill, with its traceback
+KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 def _kernel_manager_class():
     """The kernel manager papermill starts each notebook's kernel with: nbclient's own, over IPC.
 
@@ -203,7 +209,7 @@ def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", resu
         names = pm.inspect_notebook(str(nb))
         pm.execute_notebook(str(nb), str(out), parameters={k: v for k, v in params.items() if k in names},
                             cwd=str(repo), kernel_name="python3", progress_bar=False,
-                            kernel_manager_class=manager)
+                            kernel_manager_class=manager, extra_arguments=KERNEL_QUIET)
         hide_plumbing(out)
         print(f"notebook {Path(nb).name}: executed (preset={preset}) in {time.perf_counter() - t0:.0f} s -> {out}",
               flush=True)
