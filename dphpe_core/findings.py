@@ -372,6 +372,12 @@ def cost_reached_text(axis, share: float, *, method: str = "dpsgd") -> str:
 
 # -- the regime map's tables ---------------------------------------------------------------------
 
+def _best_clip_stats(runs):
+    """seed_stats' row of the clipping norm with the highest mean over seeds in `runs`."""
+    stats = seed_stats(runs, ["clip_norm"])
+    return stats.loc[stats["mean"].idxmax()]
+
+
 def fdp_sources(df):
     """Feature DP's public-source comparison (the guarantees chapter): its runs in the finetuning cell
     where the grid runs every `fdp_public`, at C = the grid's `fdp_clip_norm`, the grid's epsilons."""
@@ -398,8 +404,7 @@ def cost_axis(df):
         base = at_full_size(df[(df.preset == preset) & (df.method == "nonprivate") & (df.strategy == "finetune")])
         raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
         for (method, eps), cell in runs.groupby(["method", "epsilon"]):
-            stats = seed_stats(cell, ["clip_norm"])
-            best = stats.loc[stats["mean"].idxmax()]
+            best = _best_clip_stats(cell)
             rows.append(dict(preset=preset, method=method, epsilon=eps, clip_norm=best.clip_norm, mean=best["mean"],
                              sd=best.sd, n=int(best.n), ci95=best.ci95, nonprivate=raw.mean(),
                              public_only=blurred.mean(), accountant=grid.cost_accountant))
@@ -433,8 +438,7 @@ def regime_table(df, *, strategy: str = "finetune"):
                          ci95=ci95(base.std(), len(base)), snr=None))
         seeds[(n, "nonprivate")] = base.tolist()
         for method, runs in cell.groupby("method"):
-            stats = seed_stats(runs, ["clip_norm"])
-            best = stats.loc[stats["mean"].idxmax()]
+            best = _best_clip_stats(runs)
             at_best = runs[runs.clip_norm == best.clip_norm]
             rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
                              ci95=best.ci95, snr=at_best.snr.mean()))
