@@ -257,8 +257,15 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_tune(args) -> None:
-    from .tuning import disagreements, tune, tuning_path
+    from .tuning import disagreements, optimizer_tuning_path, tune, tune_optimizers, tuning_path
     cfg = _cfg(args)
+    if args.optimizers:
+        stored, t0 = optimizer_tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
+        out = tune_optimizers(args.preset, fresh=args.fresh, **_parse_sets(args.set or []))
+        how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
+        chosen = "; ".join(f"{o} at epsilon {e}: lr {lr:g}" for o, by in out["chosen"].items() for e, lr in by.items())
+        print(f"optimizer tuning: {how}; chosen {chosen} ({optimizer_tuning_path(cfg)})")
+        return
     stored, t0 = tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
     out = tune(args.preset, fresh=args.fresh, **_parse_sets(args.set or []))
     how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
@@ -353,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=cmd_pretrain)
     tu = with_config(sub.add_parser("tune", help="choose lr, k and lambda on the public split alone"))
     tu.add_argument("--fresh", action="store_true", help="run it again even when it is stored")
+    tu.add_argument("--optimizers", action="store_true",
+                    help="the regime map's optimizer axis: DP-SGD's lr per optimizer and epsilon of the axis")
     tu.set_defaults(func=cmd_tune)
     au = with_config(sub.add_parser("audit", help="one-run privacy audit: canaries through a method's mechanism"))
     au.add_argument("--method", choices=PRIVATE_METHODS)

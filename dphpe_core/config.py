@@ -27,6 +27,7 @@ FDP_PUBLIC = ("independent", "same-batch", "public-set")
 JOINT_LAYERS = ("coco", "fresh", "kept")
 ACCOUNTANTS = ("rdp", "prv", "pld")   # pld: dp-accounting's PLD (tight at the small epsilons of the regime map)
 DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adamw", "sgd")         # adamw: the paper's; sgd: torch's SGD with momentum (the regime map's optimizer axis)
 
 # Fields that say where files live or how the work is executed, not what is computed: left out of
 # Config.hash(). Device and physical batch size change results only at float rounding. num_workers
@@ -44,6 +45,9 @@ _LOCATION_FIELDS = ("data_root", "public_root", "cache_dir", "results_dir", "dev
 _UNREAD_AT = dict(epsilon=0.8, delta=1e-5, clip_norm=0.1, accountant="rdp", fdp_public="independent",
                   public_weight_fdp=0.3, public_weight_hybrid=1.0, blur_kernel_256=25, blur_sigma_256=10.0,
                   subspace_k=50, subspace_m=100, subspace_budget_mb=1024.0, subspace_interval=None)
+# Fields added after the study's first records, at the value every earlier record held: left out of the
+# hash while they hold it, so that those records' hashes stand (momentum is read by SGD only).
+_ADDED_AT = dict(optimizer="adamw", momentum=0.9)
 # Fields that no longer exist, at the one value every config held while they did: they enter every hash
 # at it (so the hashes of runs they did not change stand), and a stored config may still name them at it.
 # subspace_every (steps between rebuilds of the subspace) became subspace_interval, a share of the run.
@@ -117,7 +121,9 @@ class Config:
     expected_batch_size: int = 256      # paper: 32
     epochs: int = 1                     # paper: 25
     lr: float = 3e-3                    # embedded: chosen on the public split (tuning.py); paper: 1e-3
-    weight_decay: float = 1e-2
+    weight_decay: float = 1e-2          # AdamW's decoupled decay; SGD's L2 term
+    optimizer: str = "adamw"            # adamw (the paper's) | sgd (with momentum; the regime map's optimizer axis)
+    momentum: float = 0.9               # SGD's momentum (AdamW does not read it)
     lr_decay_epoch: int = 1             # lr x lr_decay from this epoch on (paper: 20 of 25; one epoch: no decay)
     lr_decay: float = 0.1
     seed: int = 0
@@ -175,8 +181,9 @@ class Config:
 
         Stable across processes and Python versions (sorted keys, repr-exact floats); the
         location and execution fields (data_root, public_root, cache_dir, results_dir, device,
-        num_workers, max_physical_batch_size) are left out, and the fields the method does not read
-        enter at fixed values (_UNREAD_AT).
+        num_workers, max_physical_batch_size) are left out, the fields the method does not read
+        enter at fixed values (_UNREAD_AT), and fields added since the first records are left out at
+        the value those held (_ADDED_AT).
         """
         d = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
         for name in unread_fields(self.method, blurred_only=self.blurred_only, fdp_public=self.fdp_public):
@@ -184,6 +191,9 @@ class Config:
                 del d[name]
             else:
                 d[name] = _UNREAD_AT[name]
+        for name, value in _ADDED_AT.items():
+            if d[name] == value or (name == "momentum" and self.optimizer != "sgd"):
+                del d[name]
         d.update(RETIRED)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -248,7 +258,8 @@ def _validate(cfg: Config) -> None:
             raise bad(f.name, f"a value of type {f.type}")
     choices = dict(preset=tuple(PRESETS), dataset=DATASETS, public_dataset=PUBLIC_DATASETS,
                    model_size=MODEL_SIZES, strategy=STRATEGIES, method=METHODS,
-                   fdp_public=FDP_PUBLIC, joint_layer=JOINT_LAYERS, accountant=ACCOUNTANTS, device=DEVICES)
+                   fdp_public=FDP_PUBLIC, joint_layer=JOINT_LAYERS, accountant=ACCOUNTANTS, device=DEVICES,
+                   optimizer=OPTIMIZERS)
     for name, options in choices.items():
         if getattr(cfg, name) not in options:
             raise bad(name, f"one of {list(options)}")
@@ -278,6 +289,8 @@ def _validate(cfg: Config) -> None:
             raise bad(name, "a number >= 0")
     if not 0 <= cfg.subspace_interval <= 1:
         raise bad("subspace_interval", "a share of the run's steps in [0, 1] (0: a rebuild at every step)")
+    if not 0 <= cfg.momentum < 1:
+        raise bad("momentum", "a number in [0, 1)")
     if not 0 < cfg.lr_decay <= 1:
         raise bad("lr_decay", "a number in (0, 1]")
     replace_one = METHOD_TABLE[cfg.method].public_gradient and cfg.fdp_public != "public-set"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .methods import PRIVATE_METHODS
-from .results import METHOD_NAMES, at_full_size, ci95, main_grid, seed_stats
+from .results import METHOD_NAMES, at_full_size, ci95, main_grid, paper_grid
 
 SUPPORT_SHARE = 0.75
 
@@ -267,7 +267,7 @@ PUBLIC_VIEW_METHODS = ("fdp", "hybrid")
 
 def blurred_only(frame) -> dict:
     """{strategy: PCKh@0.5 values of the blurred-only baseline} of a summary or of paper_results()."""
-    rows = frame[(frame.method == "nonprivate") & frame.blurred_only.astype(bool)]
+    rows = paper_grid(frame[(frame.method == "nonprivate") & frame.blurred_only.astype(bool)])
     if "n_private" in rows:
         rows = rows[rows.n_private == frame.n_private.max()]
     return {s: g.pckh_mean.tolist() for s, g in rows.groupby("strategy")}
@@ -343,123 +343,11 @@ def public_only_text(table) -> str:
     return " ".join(out)
 
 
-def paper_cost(paper) -> dict[float, float]:
-    """{epsilon: DP-SGD's cost in the paper, % of its non-private score}, finetuning, DP-SGD at its
-    best C per epsilon (paper_results(): 12.5% at epsilon 0.8, 28.5% at 0.2).
-
-    >>> from dphpe_core.results import paper_results
-    >>> {e: round(c, 1) for e, c in paper_cost(paper_results()).items() if e in (0.2, 0.8)}
-    {0.2: 28.5, 0.8: 12.5}
-    """
-    fin = paper[(paper.strategy == "finetune") & ~paper.blurred_only.astype(bool)]
-    base = float(fin[fin.method == "nonprivate"].pckh_mean.iloc[0])
-    best = fin[fin.method == "dpsgd"].groupby("epsilon").pckh_mean.max()
-    return {float(e): 100 * (base - v) / base for e, v in best.items()}
-
-
-def cost_reached(axis, share: float, *, method: str = "dpsgd") -> float:
-    """The largest epsilon of the epsilon axis (cost_axis) at which `method` loses at least
-    `share` % of the non-private score, nan where no measured epsilon does."""
-    rows = axis[(axis.method == method) & (axis.cost_pct >= share)]
-    return float(rows.epsilon.max()) if len(rows) else float("nan")
-
-
-def cost_reached_text(axis, share: float, *, method: str = "dpsgd") -> str:
-    """cost_reached in words: 'epsilon 0.01', or that no epsilon run reaches `share`."""
-    e = cost_reached(axis, share, method=method)
-    return f"epsilon {e:g}" if e == e else f"no epsilon run here (the smallest is {axis.epsilon.min():g})"
-
-
-# -- the regime map's tables ---------------------------------------------------------------------
-
-def _best_clip_stats(runs):
-    """seed_stats' row of the clipping norm with the highest mean over seeds in `runs`."""
-    stats = seed_stats(runs, ["clip_norm"])
-    return stats.loc[stats["mean"].idxmax()]
-
-
 def fdp_sources(df):
     """Feature DP's public-source comparison (the guarantees chapter): its runs in the finetuning cell
     where the grid runs every `fdp_public`, at C = the grid's `fdp_clip_norm`, the grid's epsilons."""
     from .sweep import GRIDS
     fdp = at_full_size(df[(df.method == "fdp") & (df.strategy == "finetune")])
-    if "cost_axis_only" in fdp:
-        fdp = fdp[~fdp.cost_axis_only.astype(bool)]
+    fdp = paper_grid(fdp)
     clips = {GRIDS[p].fdp_clip_norm for p in set(fdp.preset) if p in GRIDS}
     return fdp[fdp.clip_norm.isin(clips)] if clips else fdp
-
-
-def cost_axis(df):
-    """The regime map's epsilon axis: per method and epsilon (the preset's `cost_epsilons`), the best
-    of the axis's clipping norms by mean over seeds (the rows the summary's `cost_axis` column marks), with its mean PCKh@0.5, 95% interval and seeds;
-    DP-SGD's cost as a share of the non-private mean (`cost_pct`), and the blurred-only and
-    non-private means beside them (`public_only`, `nonprivate`)."""
-    import pandas as pd
-
-    from .sweep import GRIDS
-    rows = []
-    for preset in sorted(set(df.preset) & set(GRIDS)):
-        grid = GRIDS[preset]
-        runs = df[(df.preset == preset) & df.cost_axis.astype(bool)] if "cost_axis" in df else df.iloc[:0]
-        base = at_full_size(df[(df.preset == preset) & (df.method == "nonprivate") & (df.strategy == "finetune")])
-        raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
-        for (method, eps), cell in runs.groupby(["method", "epsilon"]):
-            best = _best_clip_stats(cell)
-            rows.append(dict(preset=preset, method=method, epsilon=eps, clip_norm=best.clip_norm, mean=best["mean"],
-                             sd=best.sd, n=int(best.n), ci95=best.ci95, nonprivate=raw.mean(),
-                             public_only=blurred.mean(), accountant=grid.cost_accountant))
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["Method"] = out.method.map(METHOD_NAMES)
-    out["cost_pct"] = 100 * (out.nonprivate - out["mean"]) / out.nonprivate
-    return out.sort_values(["method", "epsilon"], ascending=[True, False]).reset_index(drop=True)
-
-
-def regime_table(df, *, strategy: str = "finetune"):
-    """The headline cell at every private training size N: per N and method (non-private included),
-    the best C by mean over seeds, its mean PCKh@0.5, 95% interval and seeds, N x epsilon, the
-    run's snr, and the gap it recovers at equal epsilon (against DP-SGD at its best C and the
-    non-private model at the same N) under recovery()'s rule: `gap_recovery` nan and
-    `recovery_text` the reason where DP-SGD's gap is within seed noise; `points`: its mean minus
-    DP-SGD's at the same N."""
-    import pandas as pd
-
-    fin = df[(df.strategy == strategy) & ~df.blurred_only & (df.fdp_public.isin(["", "independent"]))]
-    fin = fin[~fin.cost_axis_only.astype(bool)] if "cost_axis_only" in fin else fin
-    eps = fin.epsilon.max()
-    rows, seeds = [], {}
-    for n, at_n in fin.groupby("n_private"):
-        base = at_n[at_n.method == "nonprivate"].pckh_mean
-        if base.empty:
-            continue
-        cell = at_n[(at_n.method != "nonprivate") & (at_n.epsilon == eps)]
-        rows.append(dict(n_private=n, method="nonprivate", clip_norm=None, mean=base.mean(), n=len(base),
-                         ci95=ci95(base.std(), len(base)), snr=None))
-        seeds[(n, "nonprivate")] = base.tolist()
-        for method, runs in cell.groupby("method"):
-            best = _best_clip_stats(runs)
-            at_best = runs[runs.clip_norm == best.clip_norm]
-            rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
-                             ci95=best.ci95, snr=at_best.snr.mean()))
-            seeds[(n, method)] = at_best.pckh_mean.tolist()
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["epsilon"] = eps
-    out["n_x_epsilon"] = out.n_private * eps
-    out["Method"] = out.method.map(METHOD_NAMES)
-    recs = [recovery(seeds[(n, m)], seeds[(n, "dpsgd")], seeds[(n, "nonprivate")])
-            if m not in ("nonprivate", "dpsgd") and (n, "dpsgd") in seeds else None
-            for n, m in zip(out.n_private, out.method)]
-    dpsgd = out[out.method == "dpsgd"].set_index("n_private")["mean"]
-    out["points"] = [m - dpsgd[n] if r else float("nan") for n, m, r in zip(out.n_private, out["mean"], recs)]
-    out["gap_recovery"] = [r["recovery"] if r else float("nan") for r in recs]
-    out["recovery_text"] = [r["text"] if r else "" for r in recs]
-    return out
-
-
-def cost_axis_clip_norms(preset: str) -> tuple[float, ...]:
-    """The clipping norms of the preset's epsilon axis (sweep.Grid.cost_clip_norms)."""
-    from .sweep import GRIDS
-    return GRIDS[preset].cost_clip_norms

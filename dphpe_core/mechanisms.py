@@ -236,11 +236,18 @@ class PrivateOptimizer(DPOptimizer):
             self.public_grads = None
 
 
+def base_optimizer(params, cfg: Config) -> torch.optim.Optimizer:
+    """The update rule that consumes the (private or plain) gradient: AdamW, the paper's, or SGD with
+    momentum (cfg.optimizer). foreach: one update over all tensors at once (torch picks it only on CUDA)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+
 def dp_optimizer(params, cfg: Config, *, plan: PrivacyPlan, stages=()) -> PrivateOptimizer:
-    """AdamW behind Opacus' DPOptimizer, from the plan alone: per-sample clipping to its clip norm,
+    """cfg's optimizer (base_optimizer) behind Opacus' DPOptimizer, from the plan alone: per-sample clipping to its clip norm,
     Gaussian noise of std noise multiplier x clip norm on the sum, division by the expected batch size."""
-    # foreach: one update over all tensors at once (torch picks it by itself only on CUDA)
-    base = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    base = base_optimizer(params, cfg)
     opt = PrivateOptimizer(base, noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.clip_norm,
                            expected_batch_size=cfg.expected_batch_size, loss_reduction="mean")
     opt.stages = tuple(stages)
@@ -371,7 +378,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
     named = trainable(model)
     params = [p for _, p in named]
     if not METHODS[cfg.method].private:
-        return Mechanism(model, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True),
+        return Mechanism(model, base_optimizer(params, cfg),
                          poisson=False, sum_loss=False)
     if cfg.method not in METHOD_PARTS:
         raise ValueError(f"unknown method {cfg.method!r}; expected nonprivate or one of {sorted(METHOD_PARTS)}")

@@ -189,7 +189,8 @@ def load_runs(folder) -> list[RunResult]:
 
 
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
-COLUMNS = ["preset", "strategy", "method", "fdp_public", "blurred_only", "epsilon", "clip_norm", "seed",
+COLUMNS = ["preset", "strategy", "method", "fdp_public", "blurred_only", "epsilon", "clip_norm", "blur_sigma_256",
+           "optimizer", "lr", "seed",
            "n_private", "batch_size", "noise_multiplier", "noise_std_per_step", "snr",
            "sample_rate", "steps", "delta", "neighbouring", "epsilon_spent",
            "epsilon_paper_accounting", "pckh_mean", *[f"pckh_{g.lower()}" for g in GROUPS], "pckh01_mean",
@@ -230,7 +231,9 @@ def summary_frame(runs: list):
         row = dict(preset=c["preset"], strategy=c["strategy"], method=c["method"],
                    fdp_public=c["fdp_public"] if c["method"] in ("fdp", "hybrid") else "",
                    blurred_only=c["blurred_only"], epsilon=c["epsilon"] if private else None,
-                   clip_norm=c["clip_norm"] if private else None, seed=c["seed"],
+                   clip_norm=c["clip_norm"] if private else None,
+                   blur_sigma_256=c["blur_sigma_256"] if METHODS[c["method"]].public_gradient or c["blurred_only"] else None,
+                   optimizer=c.get("optimizer", "adamw"), lr=c["lr"], seed=c["seed"],
                    n_private=p.get("n_private") or c["n_private"], batch_size=c["expected_batch_size"], **reg,
                    **{k: p.get(k) for k in ("noise_multiplier", "sample_rate", "steps", "delta", "neighbouring",
                                             "epsilon_spent", "epsilon_paper_accounting")},
@@ -259,13 +262,17 @@ def at_full_size(df):
     return df[df.n_private == df.n_private.max()] if "n_private" in df and len(df) else df
 
 
+def paper_grid(df):
+    """The rows of the paper's grid: the runs only the regime map holds left out (the summary's
+    `map_only` column, sweep.mark_parts)."""
+    return df[~df.map_only.astype(bool)] if "map_only" in df else df
+
+
 def main_grid(df):
     """The private runs of the paper's grid at the preset's size: fdp with its default public source,
-    every other method; the runs only the regime map's epsilon axis holds are left out (the summary's
-    `cost_axis_only` column, sweep.mark_parts)."""
-    private = at_full_size(df[df.method != "nonprivate"])
-    private = private[(private.method != "fdp") | (private.fdp_public == "independent")]
-    return private[~private.cost_axis_only.astype(bool)] if "cost_axis_only" in private else private
+    every other method (paper_grid)."""
+    private = at_full_size(paper_grid(df[df.method != "nonprivate"]))
+    return private[(private.method != "fdp") | (private.fdp_public == "independent")]
 
 
 def ci95(sd: float, n: int) -> float:

@@ -136,6 +136,7 @@ def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True) -> dict
     """Non-private training from scratch on `public` (seed 0, pretrain_epochs at pretrain_lr and
     pretrain_batch_size, lr x0.1 for the last fifth): the weights, on the CPU."""
     pre = cfg.replace(method="nonprivate", strategy="scratch", seed=0, epochs=cfg.pretrain_epochs, blurred_only=False,
+                      optimizer="adamw",
                       lr=cfg.pretrain_lr, expected_batch_size=cfg.pretrain_batch_size,
                       lr_decay_epoch=max(1, int(cfg.pretrain_epochs * 0.8)))
     device = resolve_device(cfg)

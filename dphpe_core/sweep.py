@@ -45,6 +45,19 @@ class Grid:
     cost_epsilons: tuple[float, ...] = ()
     cost_clip_norms: tuple[float, ...] = ()
     cost_accountant: str = "pld"
+    # the public-view axis: blur strengths (blur_sigma_256) beside the preset's, from the paper's towards one
+    # that leaves the crops recognisable: the blurred-only baseline (the finetuning baseline seeds), and feature
+    # DP and the hybrid at the headline cell (the largest epsilon, cost_clip_norms, the finetuning seeds)
+    view_sigmas: tuple[float, ...] = ()
+    # the paper-equivalent cells, (epsilon, blur_sigma_256): where DP-SGD's cost and the blurred-only ratio are
+    # nearest the paper's (findings.paper_cells chooses them from the two axes' records; a test checks they
+    # agree). Every method, cost_clip_norms, the finetuning seeds, accounted by cost_accountant
+    paper_cells: tuple[tuple[float, float], ...] = ()
+    # the optimizer axis, (optimizer, epsilon, blur_sigma_256, lr): optimizer_methods at that cell under that
+    # optimizer, its lr chosen on public data (tuning.tune_optimizers; a test checks they agree), cost_clip_norms,
+    # the finetuning seeds; the grid's accountant at the grid's epsilons, else cost_accountant
+    optimizer_cells: tuple[tuple[str, float, float, float], ...] = ()
+    optimizer_methods: tuple[str, ...] = ("dpsgd", "pdp", "hybrid")
 
     def configs(self, preset: str, *, cost: bool = True, **overrides) -> list[Config]:
         """Every config of the grid, each once, in a stable order (`cost=False`: without the epsilon axis)."""
@@ -78,9 +91,45 @@ class Grid:
                 for clip in self.clip_norms:
                     for method in self.methods:
                         add(method=method, strategy="finetune", n_private=n, clip_norm=clip, epsilon=top, seed=seed)
-        for cfg in self.cost_configs(preset, **overrides) if cost else ():
+        for cfg in self.map_configs(preset, **overrides) if cost else ():
             out.setdefault(cfg.hash(), cfg)
         return list(out.values())
+
+    def map_configs(self, preset: str, **overrides) -> list[Config]:
+        """Every run of the regime map's axes (epsilon, public view, paper cells, optimizer), each once."""
+        out = {}
+        for part in (self.cost_configs, self.view_configs, self.paper_cell_configs, self.optimizer_configs):
+            for cfg in part(preset, **overrides):
+                out.setdefault(cfg.hash(), cfg)
+        return list(out.values())
+
+    def _cell(self, base: Config, methods, **changes) -> list[Config]:
+        return [base.replace(method=m, strategy="finetune", clip_norm=clip, seed=seed, **changes)
+                for m in methods for clip in self.cost_clip_norms for seed in self.seeds["finetune"]]
+
+    def view_configs(self, preset: str, **overrides) -> list[Config]:
+        """The public-view axis (see the fields above)."""
+        base = make_config(preset, **overrides)
+        out = []
+        for sigma in self.view_sigmas:
+            out += [base.replace(method="nonprivate", strategy="finetune", blurred_only=True, blur_sigma_256=sigma,
+                                 seed=seed) for seed in self.baseline_seeds.get("finetune", ())]
+            out += self._cell(base, [m for m in self.methods if METHODS[m].public_gradient],
+                              epsilon=max(self.epsilons), blur_sigma_256=sigma)
+        return out
+
+    def paper_cell_configs(self, preset: str, **overrides) -> list[Config]:
+        """The paper-equivalent cells (see the fields above)."""
+        base = make_config(preset, **overrides)
+        return [c for eps, sigma in self.paper_cells
+                for c in self._cell(base, self.methods, epsilon=eps, blur_sigma_256=sigma, accountant=self.cost_accountant)]
+
+    def optimizer_configs(self, preset: str, **overrides) -> list[Config]:
+        """The optimizer axis (see the fields above)."""
+        base = make_config(preset, **overrides)
+        return [c for opt, eps, sigma, lr in self.optimizer_cells
+                for c in self._cell(base, self.optimizer_methods, epsilon=eps, blur_sigma_256=sigma, optimizer=opt,
+                                    lr=lr, accountant=base.accountant if eps in self.epsilons else self.cost_accountant)]
 
     def cost_configs(self, preset: str, **overrides) -> list[Config]:
         """The epsilon axis of the regime map (see the fields above), each config once."""
@@ -104,22 +153,27 @@ GRIDS: dict[str, Grid] = {
     # every finetuning cell at 3 seeds; full finetuning at 1, and 3 at epsilon 0.8; the regime at
     # 2,000 (the earlier study's size) and 5,500 private crops beside the preset's 22,000; the epsilon axis
     # from the grid's smallest epsilon down, log-spaced, to where DP-SGD loses 30% of the non-private score
-    # (measured: 33% at 0.002, 19% at 0.01). 0.1 and 0.02 complete the 1-2-5 ladder in a later sweep
+    # (measured: 33% at 0.002, 19% at 0.01), a 1-2-5 ladder; the public view from the paper's blur (sigma 10 at
+    # 256 px, 2.5 px here) to 2.5 at 256 px (0.6 px here), where a crop is plainly recognisable; the
+    # paper-equivalent cells and the optimizer axis as the tests say (chosen from records and on public data)
     "embedded": Grid(**PAPER_GRID, seeds={"finetune": (0, 1, 2), "full": (0,)}, extra_seeds={"full": (1, 2)},
                      baseline_seeds={"finetune": (0, 1, 2), "full": (0, 1, 2), "scratch": (0,)}, fdp_clip_norm=0.1,
-                     regime_n=(2000, 5500), cost_epsilons=(0.2, 0.05, 0.01, 0.005, 0.002),
-                     cost_clip_norms=(0.01, 0.1)),
+                     regime_n=(2000, 5500), cost_epsilons=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002),
+                     cost_clip_norms=(0.01, 0.1), view_sigmas=(5.0, 3.5, 2.5), paper_cells=((0.02, 2.5), (0.005, 2.5))),
     "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},
                   baseline_seeds={"finetune": (0,), "full": (0,), "scratch": (0,)}, fdp_clip_norm=0.1),
 }
 
 
 @functools.lru_cache(maxsize=None)
-def cost_only_hashes(preset: str) -> frozenset[str]:
-    """The hashes of the epsilon axis's runs that no other part of the preset's grid holds (the
+def map_only_hashes(preset: str) -> frozenset[str]:
+    """The hashes of the regime map's runs that no other part of the preset's grid holds (the
     paper's grid, the findings and the tuning tables leave them out; results.main_grid)."""
     grid = GRIDS[preset]
-    return frozenset({c.hash() for c in grid.cost_configs(preset)} - {c.hash() for c in grid.configs(preset, cost=False)})
+    return frozenset({c.hash() for c in grid.map_configs(preset)} - {c.hash() for c in grid.configs(preset, cost=False)})
+
+
+MAP_PARTS = ("cost_axis", "view_axis", "paper_cell", "optimizer_axis")     # the summary's columns (mark_parts)
 
 
 def grid_configs(preset: str, **overrides) -> list[Config]:
@@ -240,16 +294,18 @@ def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True, fr
 
 
 def mark_parts(frame):
-    """`frame` (results.summary_frame) with the grid's parts marked by config hash: `cost_axis` (a run
-    of the epsilon axis) and `cost_axis_only` (a run no other part holds: results.main_grid leaves it
-    out)."""
+    """`frame` (results.summary_frame) with the regime map's parts marked by config hash: one column per
+    part (MAP_PARTS: a run of the epsilon axis, the public-view axis, a paper-equivalent cell, the
+    optimizer axis) and `map_only` (a run no part of the paper's grid holds: results.main_grid leaves it out)."""
     frame = frame.copy()
-    axis, only = set(), set()
+    marks = {name: set() for name in (*MAP_PARTS, "map_only")}
     for preset in set(frame.preset) & set(GRIDS):
-        axis |= {c.hash() for c in GRIDS[preset].cost_configs(preset)}
-        only |= cost_only_hashes(preset)
-    frame["cost_axis"] = frame.config_hash.isin(axis)
-    frame["cost_axis_only"] = frame.config_hash.isin(only)
+        g = GRIDS[preset]
+        for name, part in zip(MAP_PARTS, (g.cost_configs, g.view_configs, g.paper_cell_configs, g.optimizer_configs)):
+            marks[name] |= {c.hash() for c in part(preset)}
+        marks["map_only"] |= map_only_hashes(preset)
+    for name, hashes in marks.items():
+        frame[name] = frame.config_hash.isin(hashes)
     return frame
 
 
@@ -268,11 +324,13 @@ def sweep(preset: str, *, jobs: int = 1, progress: bool = True, fresh: bool = Fa
     return write_summary(runs, Path(configs[0].results_dir) / preset / "summary.csv")
 
 
-def study_summary(preset: str, *, results_dir: str = "results", progress: bool = True, **overrides):
+def study_summary(preset: str, *, results_dir: str = "results", progress: bool = True, regime_map: bool = False,
+                  **overrides):
     """The study's summary for the notebooks (results.read_summary): results/<preset>/summary.csv as the
     sweep wrote it, or, where there is none (a fresh clone, a Colab runtime), one built from the run
     records under results_dir (the committed ones for the embedded study), every run of the grid that
-    has no record trained first on the configured device (`overrides`, e.g. device='cuda')."""
+    has no record trained first on the configured device (`overrides`, e.g. device='cuda'). The runs only
+    the regime map holds are left out (results.paper_grid) unless `regime_map`."""
     from . import results
     path = Path(results_dir) / preset / "summary.csv"
     if not path.is_file():
@@ -283,4 +341,5 @@ def study_summary(preset: str, *, results_dir: str = "results", progress: bool =
                   f"{results_dir}: training them now ({sum(map(relative_cost, missing)):.0f} non-private-finetuning-run "
                   f"equivalents; `dphpe bench` gives a step's time here).", flush=True)
         path = sweep(preset, progress=progress, results_dir=results_dir, **overrides)
-    return results.read_summary(path)
+    frame = results.read_summary(path)
+    return frame if regime_map else results.paper_grid(frame)

@@ -85,6 +85,33 @@ def next_candidate(scores: dict, ladder: tuple) -> tuple[float | None, str]:
     return None, "no value on either side of the choice scores higher"
 
 
+def walk(first, ladder, score) -> tuple[float, str]:
+    """A stage: `score` (ladder value -> stand-in val PCKh@0.5) at its first candidates, then along the
+    ladder (next_candidate, at most EXTEND more): the best value and why the stage stopped there."""
+    scores, todo, extra = {}, list(first), 0
+    while todo:
+        for value in todo:
+            scores[value] = score(value)
+        nxt, why = next_candidate(scores, ladder)
+        todo = [nxt] if nxt is not None and extra < EXTEND else []
+        extra += bool(todo)
+        if nxt is not None and not todo:
+            why = f"{why}; the stage's {EXTEND} extensions are spent"
+    return max(scores, key=scores.get), why
+
+
+def _stand_in_run(c: Config, data, start, device, *, progress: bool, what: str) -> dict:
+    """Train `c` on the stand-in private set from `start`; its stand-in val PCKh@0.5 and time."""
+    t = time.perf_counter()
+    model = build_model(c, start=start).to(device)
+    fit(model, c, data["private"], val_set=None, device=device, public_set=data["public"], desc=f"tuning {what}",
+        progress=progress)
+    pckh = evaluate(model, data["val"], device=device, flip_test=c.flip_test)[0]["Mean"]
+    if progress:
+        print(f"tuning {what} -> stand-in val PCKh@0.5 {pckh:.2f}", flush=True)
+    return {"pckh_mean": pckh, "wall_s": time.perf_counter() - t}
+
+
 def tuning_path(cfg: Config) -> Path:
     return Path(cfg.results_dir) / cfg.preset / "tuning.json"
 
@@ -115,28 +142,14 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
     chosen: dict = {}
     rows, notes = [], []
     for method, name, first, ladder in STAGES:
-        scores: dict = {}              # ladder value -> stand-in val PCKh@0.5
-        todo, extra = list(first), 0
-        while todo:
-            for share in todo:
-                value = candidates(cfg, name, (share,))[0]
-                t = time.perf_counter()
-                c = cfg.replace(method=method, strategy="finetune", epsilon=epsilon, clip_norm=clip, seed=0,
-                                delta=0.0, **chosen, **{name: value})
-                model = build_model(c, start=start).to(device)
-                fit(model, c, data["private"], val_set=None, device=device, public_set=data["public"],
-                    desc=f"tuning {method} {name}={value:g}", progress=progress)
-                scores[share] = evaluate(model, data["val"], device=device, flip_test=c.flip_test)[0]["Mean"]
-                rows.append({"method": method, "field": name, "value": value, "pckh_mean": scores[share],
-                             "wall_s": time.perf_counter() - t})
-                if progress:
-                    print(f"tuning {method}: {name}={value:g} -> stand-in val PCKh@0.5 {scores[share]:.2f}", flush=True)
-            nxt, why = next_candidate(scores, ladder)
-            todo = [nxt] if nxt is not None and extra < EXTEND else []
-            extra += bool(todo)
-            if nxt is not None and not todo:
-                why = f"{why}; the stage's {EXTEND} extensions are spent"
-        best = max(scores, key=scores.get)
+        def score(share, method=method, name=name):
+            value = candidates(cfg, name, (share,))[0]
+            c = cfg.replace(method=method, strategy="finetune", epsilon=epsilon, clip_norm=clip, seed=0,
+                            delta=0.0, **chosen, **{name: value})
+            row = _stand_in_run(c, data, start, device, progress=progress, what=f"{method} {name}={value:g}")
+            rows.append({"method": method, "field": name, "value": value, **row})
+            return row["pckh_mean"]
+        best, why = walk(first, ladder, score)
         chosen[name] = candidates(cfg, name, (best,))[0]
         notes.append({"method": method, "field": name, "chosen": chosen[name], "note": why})
     out = {"preset": preset, "epsilon": epsilon, "epsilon_real": max(grid.epsilons), "n_real": n_real, "clip_norm": clip, "steps_per_epoch": steps,
@@ -203,3 +216,68 @@ def tuning_notes(tuning: dict):
         rows.append({"method": METHOD_NAMES[method], "field": field, "chosen": f"{n['chosen']:g}",
                      "why the candidates stop there": n["note"] + (f": {meaning}" if meaning else "")})
     return pd.DataFrame(rows).set_index(["method", "field"])
+
+
+# -- the regime map's optimizer axis: each optimizer's learning rate, per epsilon of the axis ------------
+# DP-SGD's learning rate under each optimizer, chosen on the stand-in as the grid's is (every method of the
+# axis then uses it), at each epsilon of the axis (its N x epsilon equal to the real study's): SGD's
+# steps grow with the gradient's norm where AdamW's do not, so the rate that suits one noise level need
+# not suit another. The preset's other tuned values (k, the schedule, lambda) stay.
+OPTIMIZER_LRS = {"adamw": LRS, "sgd": (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)}
+OPTIMIZER_FIRST = {"adamw": (1e-3, 3e-3, 1e-2), "sgd": (0.03, 0.1, 0.3)}
+
+
+def optimizer_tuning_path(cfg: Config) -> Path:
+    return Path(cfg.results_dir) / cfg.preset / "tuning_optimizers.json"
+
+
+def axis_epsilons(preset: str) -> tuple[float, ...]:
+    """The epsilons of the optimizer axis: the grid's largest and those of its paper-equivalent cells."""
+    grid = GRIDS[preset]
+    return tuple(sorted({max(grid.epsilons), *(e for e, _ in grid.paper_cells)}, reverse=True))
+
+
+def tune_optimizers(preset: str, *, progress: bool = True, fresh: bool = False, **overrides) -> dict:
+    """Per optimizer and epsilon of the axis: DP-SGD's learning rate on the stand-in (stored in
+    optimizer_tuning_path; `fresh` reruns it). Reads no private or val crop, as tune()."""
+    from . import results
+    cfg = make_config(preset, **overrides)
+    path = optimizer_tuning_path(cfg)
+    if path.is_file() and not fresh:
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    grid = GRIDS[preset]
+    device = resolve_device(cfg)
+    data = stand_in_splits(cfg)
+    n_real = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
+    clip = sorted(grid.clip_norms)[len(grid.clip_norms) // 2]
+    start = pretrain(cfg, data["public"], progress=progress)
+    rows, notes, chosen = [], [], {}
+    for optimizer, ladder in OPTIMIZER_LRS.items():
+        for eps in axis_epsilons(preset):
+            stand_in = eps * n_real / len(data["private"])       # equal N x epsilon
+            accountant = cfg.accountant if eps in grid.epsilons else grid.cost_accountant
+
+            def score(lr, optimizer=optimizer, eps=eps, stand_in=stand_in, accountant=accountant):
+                c = cfg.replace(method="dpsgd", strategy="finetune", epsilon=stand_in, clip_norm=clip, seed=0, delta=0.0,
+                                optimizer=optimizer, lr=lr, accountant=accountant)
+                row = _stand_in_run(c, data, start, device, progress=progress, what=f"{optimizer} eps={eps:g} lr={lr:g}")
+                rows.append({"optimizer": optimizer, "epsilon_real": eps, "epsilon": stand_in, "lr": lr, **row})
+                return row["pckh_mean"]
+            best, why = walk(OPTIMIZER_FIRST[optimizer], ladder, score)
+            chosen.setdefault(optimizer, {})[f"{eps:g}"] = best
+            notes.append({"optimizer": optimizer, "epsilon_real": eps, "chosen": best, "note": why})
+    out = {"preset": preset, "n_real": n_real, "clip_norm": clip, "split": {k: len(v) for k, v in data.items()},
+           "split_seed": TUNING_SEED, "rows": rows, "stages": notes, "chosen": chosen,
+           "wall_s": time.perf_counter() - t0, "provenance": results.provenance(device)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def read_optimizer_tuning(preset: str, results_dir: str = "results") -> dict:
+    """The committed optimizer tuning of `preset` (tune_optimizers), or an error that says how to make it."""
+    path = optimizer_tuning_path(make_config(preset, results_dir=results_dir))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no optimizer tuning yet; run `dphpe tune --preset {preset} --optimizers`")
+    return json.loads(path.read_text())

@@ -68,13 +68,14 @@ def test_configs_are_frozen_and_replace_validates():
 
 def test_hash_is_canonical_json_sha256_of_result_fields():
     """Hand-built blob of a DP-SGD config: every result field, the subspace, public-gradient and blur
-    fields it never reads at their fixed values, subspace_interval (added since) left out, and the
-    retired subspace_every at its one value."""
+    fields it never reads at their fixed values, subspace_interval (added since, unread) and optimizer and
+    momentum (added since, at the value every earlier record held) left out, and the retired
+    subspace_every at its one value."""
     cfg = make_config("embedded", method="dpsgd", epsilon=0.4, subspace_k=7, subspace_interval=0.5,
                       public_weight_fdp=9.0, blur_sigma_256=3.0)
     d = {k: v for k, v in cfg.to_dict().items()
          if k not in ("data_root", "public_root", "cache_dir", "results_dir", "device", "num_workers",
-                      "max_physical_batch_size", "subspace_interval")}
+                      "max_physical_batch_size", "subspace_interval", "optimizer", "momentum")}
     d.update(subspace_k=50, subspace_m=100, subspace_budget_mb=1024.0, public_weight_fdp=0.3, public_weight_hybrid=1.0,
              fdp_public="independent", blur_kernel_256=25, blur_sigma_256=10.0, subspace_every=50)
     expected = hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
@@ -98,6 +99,18 @@ def test_hash_tracks_results_not_locations_nor_unread_fields():
     fdp = make_config("embedded", method="fdp")
     assert fdp.replace(public_weight_hybrid=3.0, subspace_interval=0.5).hash() == fdp.hash()
     assert fdp.replace(public_weight_fdp=3.0).hash() != fdp.hash()
+
+
+def test_the_optimizer_enters_the_hash_only_away_from_adamw_and_momentum_only_under_sgd():
+    cfg = make_config("embedded", method="dpsgd")
+    sgd = cfg.replace(optimizer="sgd")
+    assert cfg.replace(momentum=0.5).hash() == cfg.hash()          # AdamW does not read it
+    assert len({cfg.hash(), sgd.hash(), sgd.replace(momentum=0.5).hash()}) == 3
+    assert Config.from_dict({k: v for k, v in cfg.to_dict().items() if k not in ("optimizer", "momentum")}) == cfg
+    with pytest.raises(ValueError, match="optimizer='adam' is invalid: expected one of \\['adamw', 'sgd'\\]"):
+        cfg.replace(optimizer="adam")
+    with pytest.raises(ValueError, match="momentum=1.0 is invalid"):
+        sgd.replace(momentum=1.0)
 
 
 def test_a_stored_config_may_name_a_retired_field_at_its_one_value_only():

@@ -73,7 +73,7 @@ def test_gap_recovery_interval_hand_computed():
 
 
 def test_regime_table_picks_each_methods_best_c_and_recovers_at_equal_epsilon():
-    from dphpe_core.findings import regime_table
+    from dphpe_core.regime import regime_table
     rows = []
     for n, shift in ((2000, 0.0), (22000, 10.0)):
         for seed in range(3):

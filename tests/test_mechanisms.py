@@ -118,6 +118,33 @@ def test_nonprivate_equals_dpsgd_without_noise_or_clipping():
         assert torch.allclose(p, q, rtol=1e-9, atol=1e-12), n
 
 
+def test_sgd_takes_two_hand_computed_momentum_steps_behind_the_private_optimizer():
+    """cfg.optimizer='sgd': v <- mu v + g, p <- p - lr v on the released gradient (no noise, no clipping,
+    no decay), for the private optimizer as for the plain one."""
+    cfg = make_config("smoke", optimizer="sgd", lr=0.5, momentum=0.9, weight_decay=0.0, expected_batch_size=4)
+    m = _model("smoke", (64, 48), "finetune")
+    gsm = wrap_for_per_sample_grads(m)
+    plan = privacy_plan(cfg.replace(method="dpsgd", clip_norm=1e12), n_private=96, steps_per_epoch=6)
+    params = [p for _, p in trainable(m)]
+    opt = dp_optimizer(params, cfg, plan=dataclasses.replace(plan, noise_multiplier=0.0))
+    assert type(opt.original_optimizer) is torch.optim.SGD
+    start = [p.detach().clone() for p in params]
+    grads = []
+    for seed in (1, 2):
+        batch = make_batch(64, 48, 4, dtype=torch.float64, seed=seed)
+        per_sample_loss(gsm, batch).sum().backward()
+        grads.append([p.grad_sample.sum(0) / 4 for p in params])
+        opt.step()
+        opt.zero_grad()
+    for p, p0, g1, g2 in zip(params, start, *grads):
+        v2 = 0.9 * g1 + g2
+        assert torch.allclose(p, p0 - 0.5 * g1 - 0.5 * v2, rtol=1e-9, atol=1e-12)
+    gsm.remove_hooks()
+    plain = make_optimizer(cfg, _model("smoke", (64, 48), "finetune"), private_set=range(96), public_set=None,
+                           steps_per_epoch=6)
+    assert type(plain.optimizer) is torch.optim.SGD and plain.optimizer.defaults["momentum"] == 0.9
+
+
 def test_dpsgd_mechanism_calibrates_and_survives_an_empty_batch():
     cfg = make_config("smoke", method="dpsgd", epsilon=1.0, clip_norm=0.1)
     m = _model("smoke", (64, 48), "full", dtype=torch.float32)

@@ -3,7 +3,7 @@ import pytest
 from dphpe_core import make_config
 
 from dphpe_core import results
-from dphpe_core.sweep import GRIDS, cost_only_hashes, grid_configs, mark_parts, run_sweep, write_summary
+from dphpe_core.sweep import GRIDS, MAP_PARTS, grid_configs, map_only_hashes, mark_parts, run_sweep, write_summary
 
 
 def test_the_embedded_grid_covers_every_cell_of_the_papers_grid_with_its_seeds():
@@ -36,9 +36,44 @@ def test_the_epsilon_axis_is_the_headline_cell_below_the_grid_under_pld_and_apar
     for c in cost:   # DP-SGD and PDP-SGD read the accountant; feature DP and the hybrid are PLD anyway
         assert c.accountant == "pld"
     main = {c.hash() for c in g.configs("embedded", cost=False)}
-    only = cost_only_hashes("embedded")
-    assert only == {c.hash() for c in cost} - main and len(only) == len(cost) - 12   # FDP, hybrid at 0.2: shared
+    only = map_only_hashes("embedded")
+    assert {c.hash() for c in cost} - main <= only
+    assert len({c.hash() for c in cost} & main) == 12                     # FDP, hybrid at 0.2: shared
     assert {c.hash() for c in grid_configs("embedded")} == main | only
+    assert only == {c.hash() for c in g.map_configs("embedded")} - main
+
+
+def test_the_public_view_axis_varies_only_the_blur_of_the_methods_that_read_it():
+    g = GRIDS["embedded"]
+    view = g.view_configs("embedded")
+    preset = make_config("embedded").blur_sigma_256
+    assert g.view_sigmas and preset not in g.view_sigmas and min(g.view_sigmas) > 0
+    base = [c for c in view if c.method == "nonprivate"]
+    assert {(c.blurred_only, c.strategy) for c in base} == {(True, "finetune")}
+    assert {(c.blur_sigma_256, c.seed) for c in base} == {(s, k) for s in g.view_sigmas for k in (0, 1, 2)}
+    private = [c for c in view if c.method != "nonprivate"]
+    assert {c.method for c in private} == {"fdp", "hybrid"} and {c.epsilon for c in private} == {max(g.epsilons)}
+    assert {(c.blur_sigma_256, c.clip_norm, c.seed) for c in private} == {
+        (s, k, d) for s in g.view_sigmas for k in g.cost_clip_norms for d in (0, 1, 2)}
+    # the blur is part of those runs' identity, and of no run that does not read it
+    assert len({c.hash() for c in view}) == len(view)
+    dp = make_config("embedded", method="dpsgd")
+    assert dp.replace(blur_sigma_256=2.5).hash() == dp.hash()
+
+
+def test_the_optimizer_axis_and_the_paper_cells_hold_the_values_chosen_on_public_data():
+    from dphpe_core import tuning
+    g = GRIDS["embedded"]
+    chosen = tuning.read_optimizer_tuning("embedded")["chosen"]
+    assert {(o, e): lr for o, e, _, lr in g.optimizer_cells} == {(o, float(e)): lr for o, by in chosen.items()
+                                                               for e, lr in by.items()}
+    cells = {e for e, _ in g.paper_cells}
+    assert {e for _, e, _, _ in g.optimizer_cells} == cells | {max(g.epsilons)}
+    for c in g.optimizer_configs("embedded"):
+        assert c.method in g.optimizer_methods and c.strategy == "finetune"
+        assert c.accountant == ("rdp" if c.epsilon in g.epsilons else "pld")
+    for c in g.paper_cell_configs("embedded"):
+        assert (c.epsilon, c.blur_sigma_256) in g.paper_cells and c.accountant == "pld"
 
 
 def test_the_regime_runs_repeat_the_headline_cell_at_smaller_n():
@@ -65,7 +100,7 @@ def test_sweep_runs_in_parallel_resumes_and_summarises(smoke_cfg, tmp_path):
     again = run_sweep(configs, jobs=2, progress=False)                  # nothing left to run
     assert again == runs and stamps == [results.run_path(c).stat().st_mtime_ns for c in configs]
     df = results.read_summary(write_summary(runs, tmp_path / "summary.csv"))
-    assert list(df.columns) == [*results.COLUMNS, "cost_axis", "cost_axis_only", "Method"] and len(df) == 2
+    assert list(df.columns) == [*results.COLUMNS, *MAP_PARTS, "map_only", "Method"] and len(df) == 2
     private = df[df.method == "dpsgd"].iloc[0]
     assert private.epsilon_spent <= 2.0 and private.pckh_mean == pytest.approx(runs[1].pckh["Mean"])
     assert df[df.method == "nonprivate"].epsilon.isna().all()
@@ -139,7 +174,7 @@ def test_the_notebooks_summary_reads_records_and_trains_only_what_is_missing(smo
     assert started == [configs[1].hash()]
 
 
-def test_main_grid_leaves_out_the_runs_only_the_epsilon_axis_holds():
+def test_main_grid_leaves_out_the_runs_only_the_regime_map_holds():
     import pandas as pd
     g = GRIDS["embedded"]
     shared = next(c for c in g.cost_configs("embedded") if c.method == "fdp" and c.epsilon == 0.2)
@@ -147,14 +182,14 @@ def test_main_grid_leaves_out_the_runs_only_the_epsilon_axis_holds():
     rows = [dict(preset="embedded", method=c.method, n_private=c.n_private, fdp_public=c.fdp_public, config_hash=c.hash())
             for c in (shared, only)]
     marked = mark_parts(pd.DataFrame(rows))
-    assert list(marked.cost_axis) == [True, True] and list(marked.cost_axis_only) == [False, True]
+    assert list(marked.cost_axis) == [True, True] and list(marked.map_only) == [False, True]
     kept = results.main_grid(marked)
     assert list(kept.config_hash) == [shared.hash()]
 
 
 def test_cost_axis_takes_each_methods_better_c_and_the_cost_against_the_nonprivate_mean():
     import pandas as pd
-    from dphpe_core import findings
+    from dphpe_core import findings, regime
     g = GRIDS["embedded"]
     rows = [dict(preset="embedded", method="nonprivate", strategy="finetune", blurred_only=b, n_private=22000,
                  pckh_mean=v, config_hash=f"np{b}{v}") for b, v in ((False, 68.0), (False, 70.0), (True, 15.0))]
@@ -163,10 +198,10 @@ def test_cost_axis_takes_each_methods_better_c_and_the_cost_against_the_nonpriva
             score = (60.0 if c.epsilon == 0.2 else 40.0) + (2.0 if c.clip_norm == 0.1 else 0.0) + c.seed
             rows.append(dict(preset="embedded", method="dpsgd", strategy="finetune", blurred_only=False, n_private=22000,
                              epsilon=c.epsilon, clip_norm=c.clip_norm, seed=c.seed, pckh_mean=score, config_hash=c.hash()))
-    axis = findings.cost_axis(mark_parts(pd.DataFrame(rows))).set_index("epsilon")
+    axis = regime.cost_axis(mark_parts(pd.DataFrame(rows))).set_index("epsilon")
     assert list(axis.clip_norm) == [0.1, 0.1] and axis.loc[0.002, "mean"] == 43.0 and axis.loc[0.002, "n"] == 3
     assert axis.loc[0.002, "cost_pct"] == pytest.approx(100 * (69.0 - 43.0) / 69.0)
     assert axis.public_only.iloc[0] == 15.0 and axis.accountant.iloc[0] == "pld"
     table = axis.reset_index()
-    assert findings.cost_reached(table, 30.0) == 0.002 and findings.cost_reached(table, 50.0) != findings.cost_reached(table, 50.0)
-    assert findings.cost_reached_text(table, 50.0).startswith("no epsilon run here")
+    assert regime.cost_reached(table, 30.0) == 0.002 and regime.cost_reached(table, 50.0) != regime.cost_reached(table, 50.0)
+    assert regime.cost_reached_text(table, 50.0).startswith("no epsilon run here")

@@ -6,8 +6,9 @@ import pytest
 
 from dphpe_core import make_config
 from dphpe_core.sources import split_source
-from dphpe_core.tuning import (EXTEND, STAGES, TUNING_SPLIT, candidates, disagreements, stand_in_splits, tune,
-                               tuning_path)
+from dphpe_core.tuning import (EXTEND, OPTIMIZER_FIRST, OPTIMIZER_LRS, STAGES, TUNING_SPLIT, axis_epsilons,
+                               candidates, disagreements, optimizer_tuning_path, stand_in_splits, tune,
+                               tune_optimizers, tuning_path)
 
 
 def test_stand_in_splits_are_disjoint_and_cover_the_public_split(smoke_cfg):
@@ -60,3 +61,20 @@ def test_the_embedded_preset_holds_the_committed_tuning_choice():
     tuning = json.loads(path.read_text())
     assert disagreements(cfg, tuning) == {}
     assert set(tuning["chosen"]) == {field for _, field, _, _ in STAGES}
+
+
+def test_optimizer_tuning_reads_no_private_or_val_crop_and_chooses_each_optimizers_best_rate(smoke_cfg, tmp_path,
+                                                                                              public_only):
+    out = tune_optimizers("smoke", progress=False, cache_dir=smoke_cfg.cache_dir, results_dir=str(tmp_path))
+    assert set(out["chosen"]) == set(OPTIMIZER_LRS)
+    for optimizer, by in out["chosen"].items():
+        for eps in axis_epsilons("smoke"):
+            rows = [r for r in out["rows"] if r["optimizer"] == optimizer and r["epsilon_real"] == eps]
+            tried = [r["lr"] for r in rows]
+            assert tried[:len(OPTIMIZER_FIRST[optimizer])] == list(OPTIMIZER_FIRST[optimizer])
+            assert set(tried) <= set(OPTIMIZER_LRS[optimizer]) and len(tried) <= len(OPTIMIZER_FIRST[optimizer]) + EXTEND
+            assert by[f"{eps:g}"] == max(rows, key=lambda r: r["pckh_mean"])["lr"]
+            # the stand-in's epsilon keeps N x epsilon of the real study
+            assert {r["epsilon"] for r in rows} == {eps * smoke_cfg.n_private / out["split"]["private"]}
+    cfg = make_config("smoke", results_dir=str(tmp_path))
+    assert json.loads(optimizer_tuning_path(cfg).read_text())["chosen"] == out["chosen"]

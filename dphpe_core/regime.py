@@ -1,0 +1,259 @@
+"""The regime map: where privacy costs what it costs in the paper, and the paper's claims there.
+
+    python -c "from dphpe_core import regime, results; print(regime.cost_axis(results.read_summary('results/embedded/summary.csv')))"
+
+One table per axis that separates our setting from the paper's (sweep.Grid's parts, marked in the
+summary by sweep.mark_parts): the private training set N (`regime_table`), epsilon (`cost_axis`), the
+public view's blur (`view_axis`) and the optimizer (`optimizer_axis`), and the paper-equivalent cells
+(`paper_cells`: the epsilon where DP-SGD loses what it loses in the paper, at the blur whose
+blurred-only ratio is nearest the paper's), where the four findings are checked again (`paper_cell_runs`
+into findings.check). Every table takes each method at its best clipping norm by mean over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .config import make_config
+from .findings import PUBLIC_VIEW_METHODS, difference, recovery
+from .results import METHOD_NAMES, at_full_size, ci95, paper_grid, seed_stats
+
+PAPER_CELL_EPSILONS = (0.8, 0.2)      # the paper's epsilons whose DP-SGD costs the paper-equivalent cells match
+
+
+def paper_cost(paper) -> dict[float, float]:
+    """{epsilon: DP-SGD's cost in the paper, % of its non-private score}, finetuning, DP-SGD at its
+    best C per epsilon (paper_results(): 12.5% at epsilon 0.8, 28.5% at 0.2).
+
+    >>> from dphpe_core.results import paper_results
+    >>> {e: round(c, 1) for e, c in paper_cost(paper_results()).items() if e in (0.2, 0.8)}
+    {0.2: 28.5, 0.8: 12.5}
+    """
+    fin = paper[(paper.strategy == "finetune") & ~paper.blurred_only.astype(bool)]
+    base = float(fin[fin.method == "nonprivate"].pckh_mean.iloc[0])
+    best = fin[fin.method == "dpsgd"].groupby("epsilon").pckh_mean.max()
+    return {float(e): 100 * (base - v) / base for e, v in best.items()}
+
+
+def cost_reached(axis, share: float, *, method: str = "dpsgd") -> float:
+    """The largest epsilon of the epsilon axis (cost_axis) at which `method` loses at least
+    `share` % of the non-private score, nan where no measured epsilon does."""
+    rows = axis[(axis.method == method) & (axis.cost_pct >= share)]
+    return float(rows.epsilon.max()) if len(rows) else float("nan")
+
+
+def cost_reached_text(axis, share: float, *, method: str = "dpsgd") -> str:
+    """cost_reached in words: 'epsilon 0.01', or that no epsilon run reaches `share`."""
+    e = cost_reached(axis, share, method=method)
+    return f"epsilon {e:g}" if e == e else f"no epsilon run here (the smallest is {axis.epsilon.min():g})"
+
+
+
+# -- the regime map's tables ---------------------------------------------------------------------
+
+def _best_clip_stats(runs):
+    """seed_stats' row of the clipping norm with the highest mean over seeds in `runs`."""
+    stats = seed_stats(runs, ["clip_norm"])
+    return stats.loc[stats["mean"].idxmax()]
+
+
+
+def cost_axis(df):
+    """The regime map's epsilon axis: per method and epsilon (the preset's `cost_epsilons`), the best
+    of the axis's clipping norms by mean over seeds (the rows the summary's `cost_axis` column marks), with its mean PCKh@0.5, 95% interval and seeds;
+    DP-SGD's cost as a share of the non-private mean (`cost_pct`), and the blurred-only and
+    non-private means beside them (`public_only`, `nonprivate`)."""
+    import pandas as pd
+
+    from .sweep import GRIDS
+    rows = []
+    for preset in sorted(set(df.preset) & set(GRIDS)):
+        grid = GRIDS[preset]
+        runs = df[(df.preset == preset) & df.cost_axis.astype(bool)] if "cost_axis" in df else df.iloc[:0]
+        base = at_full_size(paper_grid(df[(df.preset == preset) & (df.method == "nonprivate") & (df.strategy == "finetune")]))
+        raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
+        for (method, eps), cell in runs.groupby(["method", "epsilon"]):
+            best = _best_clip_stats(cell)
+            rows.append(dict(preset=preset, method=method, epsilon=eps, clip_norm=best.clip_norm, mean=best["mean"],
+                             sd=best.sd, n=int(best.n), ci95=best.ci95, nonprivate=raw.mean(),
+                             public_only=blurred.mean(), accountant=grid.cost_accountant))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["Method"] = out.method.map(METHOD_NAMES)
+    out["cost_pct"] = 100 * (out.nonprivate - out["mean"]) / out.nonprivate
+    return out.sort_values(["method", "epsilon"], ascending=[True, False]).reset_index(drop=True)
+
+
+def regime_table(df, *, strategy: str = "finetune"):
+    """The headline cell at every private training size N: per N and method (non-private included),
+    the best C by mean over seeds, its mean PCKh@0.5, 95% interval and seeds, N x epsilon, the
+    run's snr, and the gap it recovers at equal epsilon (against DP-SGD at its best C and the
+    non-private model at the same N) under recovery()'s rule: `gap_recovery` nan and
+    `recovery_text` the reason where DP-SGD's gap is within seed noise; `points`: its mean minus
+    DP-SGD's at the same N."""
+    import pandas as pd
+
+    fin = df[(df.strategy == strategy) & ~df.blurred_only & (df.fdp_public.isin(["", "independent"]))]
+    fin = paper_grid(fin)
+    eps = fin.epsilon.max()
+    rows, seeds = [], {}
+    for n, at_n in fin.groupby("n_private"):
+        base = at_n[at_n.method == "nonprivate"].pckh_mean
+        if base.empty:
+            continue
+        cell = at_n[(at_n.method != "nonprivate") & (at_n.epsilon == eps)]
+        rows.append(dict(n_private=n, method="nonprivate", clip_norm=None, mean=base.mean(), n=len(base),
+                         ci95=ci95(base.std(), len(base)), snr=None))
+        seeds[(n, "nonprivate")] = base.tolist()
+        for method, runs in cell.groupby("method"):
+            best = _best_clip_stats(runs)
+            at_best = runs[runs.clip_norm == best.clip_norm]
+            rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
+                             ci95=best.ci95, snr=at_best.snr.mean()))
+            seeds[(n, method)] = at_best.pckh_mean.tolist()
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["epsilon"] = eps
+    out["n_x_epsilon"] = out.n_private * eps
+    out["Method"] = out.method.map(METHOD_NAMES)
+    recs = [recovery(seeds[(n, m)], seeds[(n, "dpsgd")], seeds[(n, "nonprivate")])
+            if m not in ("nonprivate", "dpsgd") and (n, "dpsgd") in seeds else None
+            for n, m in zip(out.n_private, out.method)]
+    dpsgd = out[out.method == "dpsgd"].set_index("n_private")["mean"]
+    out["points"] = [m - dpsgd[n] if r else float("nan") for n, m, r in zip(out.n_private, out["mean"], recs)]
+    out["gap_recovery"] = [r["recovery"] if r else float("nan") for r in recs]
+    out["recovery_text"] = [r["text"] if r else "" for r in recs]
+    return out
+
+
+def cost_axis_clip_norms(preset: str) -> tuple[float, ...]:
+    """The clipping norms of the preset's epsilon axis (sweep.Grid.cost_clip_norms)."""
+    from .sweep import GRIDS
+    return GRIDS[preset].cost_clip_norms
+
+
+# -- the public-view axis --------------------------------------------------------------------------
+
+def paper_view_ratio(paper) -> float:
+    """The paper's blurred-only finetuning score over its non-private one (83.61 / 89.36).
+
+    >>> from dphpe_core.results import paper_results
+    >>> round(paper_view_ratio(paper_results()), 3)
+    0.936
+    """
+    fin = paper[(paper.strategy == "finetune") & (paper.method == "nonprivate")]
+    return float(fin[fin.blurred_only.astype(bool)].pckh_mean.iloc[0] / fin[~fin.blurred_only.astype(bool)].pckh_mean.iloc[0])
+
+
+def _preset_runs(df, preset: str):
+    """Finetuning runs of `preset` at its full size under its own optimizer and learning rate."""
+    cfg = make_config(preset)
+    at = at_full_size(df[(df.preset == preset) & (df.strategy == "finetune")])
+    if "optimizer" in at:
+        at = at[(at.optimizer == cfg.optimizer) & (at.lr == cfg.lr)]
+    return at
+
+
+def view_axis(df):
+    """The public-view axis: per blur strength (blur_sigma_256, the preset's and the grid's view_sigmas;
+    `blur_px` at the crops' size) the blurred-only baseline and feature DP's and the hybrid's best C of
+    the axis's clipping norms at the grid's largest epsilon, each with mean, 95% interval and seeds,
+    and the baseline's share of the non-private mean (`ratio`, on every row of its blur)."""
+    import pandas as pd
+
+    from .sweep import GRIDS
+    rows = []
+    for preset in sorted(set(df.preset) & set(GRIDS)):
+        grid, cfg = GRIDS[preset], make_config(preset)
+        at = _preset_runs(df, preset)
+        raw = paper_grid(at[(at.method == "nonprivate") & ~at.blurred_only.astype(bool)]).pckh_mean
+        for sigma in sorted({cfg.blur_sigma_256, *grid.view_sigmas}, reverse=True):
+            base = at[(at.method == "nonprivate") & at.blurred_only.astype(bool) & (at.blur_sigma_256 == sigma)].pckh_mean
+            if base.empty:
+                continue
+            common = dict(preset=preset, blur_sigma_256=sigma, blur_px=sigma * cfg.size_ratio, ratio=base.mean() / raw.mean(),
+                          nonprivate=raw.mean())
+            rows.append(dict(common, method="nonprivate", clip_norm=math.nan, mean=base.mean(), n=len(base),
+                             ci95=ci95(base.std(), len(base))))
+            for method in PUBLIC_VIEW_METHODS:
+                cell = at[(at.method == method) & (at.epsilon == max(grid.epsilons)) & (at.blur_sigma_256 == sigma)
+                          & (at.fdp_public == "independent") & at.clip_norm.isin(grid.cost_clip_norms)]
+                if cell.empty:
+                    continue
+                best = _best_clip_stats(cell)
+                rows.append(dict(common, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
+                                 ci95=best.ci95))
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["Method"] = out.method.map(lambda m: "Blurred-only" if m == "nonprivate" else METHOD_NAMES[m])
+    return out
+
+
+# -- the paper-equivalent cells --------------------------------------------------------------------
+
+def paper_cells(df, paper):
+    """Per epsilon of the paper (PAPER_CELL_EPSILONS): DP-SGD's cost there (`paper_cost`), the level of
+    our epsilon axis whose DP-SGD cost is nearest it (`epsilon`, `cost_pct`), and the blur of the
+    public-view axis whose blurred-only ratio is nearest the paper's (`blur_sigma_256`, `ratio`,
+    `paper_ratio`). Measured, not derived: the cells are chosen from the records of the two axes, and
+    only the paper's baselines (DP-SGD and the blurred-only model) enter the choice."""
+    import pandas as pd
+    costs, target = paper_cost(paper), paper_view_ratio(paper)
+    axis, view = cost_axis(df), view_axis(df)
+    if axis.empty or view.empty:
+        return pd.DataFrame()
+    dp = axis[axis.method == "dpsgd"].reset_index(drop=True)
+    base = view[view.method == "nonprivate"].reset_index(drop=True)
+    near = base.loc[(base.ratio - target).abs().idxmin()]
+    rows = []
+    for e in PAPER_CELL_EPSILONS:
+        at = dp.loc[(dp.cost_pct - costs[e]).abs().idxmin()]
+        rows.append(dict(paper_epsilon=e, paper_cost=costs[e], epsilon=at.epsilon, cost_pct=at.cost_pct,
+                         blur_sigma_256=near.blur_sigma_256, blur_px=near.blur_px, ratio=near.ratio, paper_ratio=target))
+    return pd.DataFrame(rows)
+
+
+def paper_cell_runs(df):
+    """The runs of the grid's paper-equivalent cells (the summary's `paper_cell` column) as a grid of
+    their own: findings.check(paper_cell_runs(summary)) checks the four findings there."""
+    runs = df[df.paper_cell.astype(bool)] if "paper_cell" in df else df.iloc[:0]
+    return runs.assign(map_only=False)
+
+
+def paper_cell_table(df):
+    """Every method at each paper-equivalent cell: its best C, mean, 95% interval and seeds."""
+    import pandas as pd
+    runs = paper_cell_runs(df)
+    rows = []
+    for (eps, method), cell in runs.groupby(["epsilon", "method"]):
+        best = _best_clip_stats(cell)
+        rows.append(dict(epsilon=eps, method=method, Method=METHOD_NAMES[method], clip_norm=best.clip_norm,
+                         mean=best["mean"], n=int(best.n), ci95=best.ci95))
+    return pd.DataFrame(rows)
+
+
+# -- the optimizer axis ----------------------------------------------------------------------------
+
+def optimizer_axis(df):
+    """The optimizer axis (the summary's `optimizer_axis` column): per optimizer, epsilon and method, the
+    best C by mean over seeds, its mean, 95% interval, seeds and learning rate; and each method's points
+    over DP-SGD under the same optimizer at the same epsilon, with the 95% interval of the difference
+    (`points`, `points_ci`; nan for DP-SGD)."""
+    import pandas as pd
+    runs = df[df.optimizer_axis.astype(bool)] if "optimizer_axis" in df else df.iloc[:0]
+    rows, seeds = [], {}
+    for (opt, eps, method), cell in runs.groupby(["optimizer", "epsilon", "method"]):
+        best = _best_clip_stats(cell)
+        at = cell[cell.clip_norm == best.clip_norm]
+        seeds[(opt, eps, method)] = at.pckh_mean.tolist()
+        rows.append(dict(optimizer=opt, epsilon=eps, method=method, Method=METHOD_NAMES[method], clip_norm=best.clip_norm,
+                         lr=float(at.lr.iloc[0]), mean=best["mean"], n=int(best.n), ci95=best.ci95))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    gains = [difference(seeds[(o, e, m)], seeds[(o, e, "dpsgd")]) if m != "dpsgd" and (o, e, "dpsgd") in seeds
+             else (math.nan, math.nan) for o, e, m in zip(out.optimizer, out.epsilon, out.method)]
+    out["points"], out["points_ci"] = zip(*gains)
+    return out.sort_values(["epsilon", "optimizer", "method"], ascending=[False, True, True]).reset_index(drop=True)
