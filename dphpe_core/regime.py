@@ -257,3 +257,42 @@ def optimizer_axis(df):
              else (math.nan, math.nan) for o, e, m in zip(out.optimizer, out.epsilon, out.method)]
     out["points"], out["points_ci"] = zip(*gains)
     return out.sort_values(["epsilon", "optimizer", "method"], ascending=[False, True, True]).reset_index(drop=True)
+
+
+def paper_cell_comparison(df, paper):
+    """Every method at each paper-equivalent cell (paper_cell_table), beside the paper's own score at the
+    epsilon the cell stands for (finetuning, the paper's best C), both as text: 'mean ± 95%'."""
+    import pandas as pd
+
+    from .results import mean_ci_text
+    cells = paper_cells(df, paper)
+    ours = paper_cell_table(df)
+    if cells.empty or ours.empty:
+        return pd.DataFrame()
+    fin = paper[paper.strategy == "finetune"]
+    view = view_axis(df)
+    rows = []
+    for cell in cells.itertuples():
+        base = view[(view.method == "nonprivate") & (view.blur_sigma_256 == cell.blur_sigma_256)]
+        theirs = fin[(fin.method == "nonprivate") & fin.blurred_only.astype(bool)].pckh_mean
+        rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": "Blurred-only (epsilon 0)",
+                     "ours (best C)": mean_ci_text(base)[0], "paper (best C)": f"{theirs.iloc[0]:.2f}"})
+        at = ours[ours.epsilon == cell.epsilon]
+        for r, text in zip(at.itertuples(), mean_ci_text(at)):
+            theirs = fin[(fin.method == r.method) & (fin.epsilon == cell.paper_epsilon)].pckh_mean
+            rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": r.Method,
+                         "ours (best C)": f"{text} (C {r.clip_norm:g})",
+                         "paper (best C)": f"{theirs.max():.2f}" if len(theirs) else "not reported"})
+    return pd.DataFrame(rows).set_index(["cell", "Method"])
+
+
+def findings_at_cells(df):
+    """The paper's four findings under the seeds' rule (findings.check) on the nominal grid and on the
+    paper-equivalent cells, side by side."""
+    import pandas as pd
+
+    from .findings import check
+    nominal, cells = check(df), check(paper_cell_runs(df))
+    return pd.DataFrame([{"finding": a["claim"], "nominal grid": f"{a['verdict']} ({a['higher']} of {a['cells']})",
+                          "paper-equivalent cells": f"{b['verdict']} ({b['higher']} of {b['cells']})"}
+                         for a, b in zip(nominal, cells)]).set_index("finding")

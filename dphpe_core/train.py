@@ -51,6 +51,9 @@ def train(cfg: Config, *, progress: bool = True, model_path=None) -> results.Run
                              data_fingerprint=data_fingerprint(cfg))
 
 
+REPRODUCE_POINTS = 1.0      # PCKh@0.5 points a rerun of a record's config may differ by (float rounding elsewhere)
+
+
 def model_path(cfg: Config) -> Path:
     return results.run_path(cfg).with_suffix(".pt")
 
@@ -68,8 +71,15 @@ def load_or_train(cfg: Config, *, progress: bool = True, keep_model: bool = Fals
             return stored
     results.check_writable(path.parent)           # before the training, not after it
     result = train(cfg, progress=progress, model_path=model_path(cfg) if keep_model else None)
-    if fresh or not path.is_file():      # retrained for its weights only: the stored record stays as it was
+    if fresh or not path.is_file():
         results.save(result, path)
+    elif abs(result.pckh["Mean"] - stored.pckh["Mean"]) > REPRODUCE_POINTS:
+        # retrained for its weights only: the same config on another device or thread count differs at float
+        # rounding, but a larger gap says the record was not made by this code on this data
+        model_path(cfg).unlink()
+        raise results.UntrustedRecord(f"{path}: retrained for its weights, the run scores PCKh@0.5 {result.pckh['Mean']:.2f} "
+                                      f"where the record says {stored.pckh['Mean']:.2f} (more than {REPRODUCE_POINTS:g} "
+                                      f"point apart): recompute the record (fresh=True)")
     return result
 
 

@@ -53,3 +53,26 @@ def test_the_cheapest_committed_private_record_reproduces_from_an_empty_cache(tm
     assert again.privacy["noise_multiplier"] == record.privacy["noise_multiplier"]
     assert again.privacy["epsilon_spent"] == record.privacy["epsilon_spent"]
     assert again.pckh["Mean"] == pytest.approx(record.pckh["Mean"], abs=1.0)
+
+
+RUN_CHAPTER = dict(method="hybrid", strategy="finetune", epsilon=0.8, clip_norm=0.1, fdp_public="independent", seed=0)
+
+
+def test_the_run_chapters_committed_weights_are_its_records_own(tmp_path):
+    """notebooks/10_run.ipynb reads the weights committed beside its record instead of retraining: the
+    notebook's parameters name that record, and the weights score on val what the record says, to the bit."""
+    import json
+
+    from dphpe_core import build_data, make_config
+    from dphpe_core.loop import evaluate, image_view
+    from dphpe_core.train import load_trained_model, model_path
+    nb = json.loads((REPO / "notebooks" / "10_run.ipynb").read_text())
+    params = next("".join(c["source"]) for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    for name, value in RUN_CHAPTER.items():
+        assert f"{name} = {value!r}" in params.replace('"', "'"), name
+    cfg = make_config("embedded", results_dir=str(REPO / "results"), **RUN_CHAPTER)
+    assert model_path(cfg).is_file(), f"{model_path(cfg)}: the run chapter's weights are committed with its record"
+    record = results.load(results.run_path(cfg), expect=cfg)
+    pckh, _, _ = evaluate(load_trained_model(cfg), build_data(cfg).val, device="cpu", flip_test=cfg.flip_test,
+                          view=image_view(cfg))
+    assert pckh == record.pckh

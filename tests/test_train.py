@@ -180,3 +180,20 @@ def test_the_outside_data_are_part_of_a_records_identity(smoke_run, mpii_fixture
     shutil.copy(next((root / "images").iterdir()), root / "images" / "extra.jpg")     # one image more
     assert len({fingerprint, data_fingerprint(cfg)}) == 2
     assert data_fingerprint(make_config("smoke")) == ""          # SynthPose: its cache's manifest instead
+
+
+def test_retraining_for_the_weights_keeps_the_record_and_refuses_one_it_cannot_reproduce(smoke_run, tmp_path):
+    import dataclasses
+    from dphpe_core.train import REPRODUCE_POINTS, load_trained_model, model_path
+    cfg, r = smoke_run
+    cfg2 = cfg.replace(results_dir=str(tmp_path))
+    results.save(r, results.run_path(cfg2))                           # a record without its weights
+    again = load_or_train(cfg2, progress=False, keep_model=True)
+    assert again.pckh == r.pckh and results.load(results.run_path(cfg2)) == r and model_path(cfg2).is_file()
+    assert isinstance(load_trained_model(cfg2), torch.nn.Module)
+    model_path(cfg2).unlink()
+    edited = dict(r.pckh, Mean=r.pckh["Mean"] + REPRODUCE_POINTS + 0.5)  # a score edited by hand
+    results.save(dataclasses.replace(r, pckh=edited), results.run_path(cfg2))
+    with pytest.raises(results.UntrustedRecord, match="retrained for its weights, the run scores"):
+        load_or_train(cfg2, progress=False, keep_model=True)
+    assert not model_path(cfg2).is_file()
