@@ -257,9 +257,11 @@ class SweepProgress:
             self.bar.close()
 
 
-def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True, fresh: bool = False) -> list:
+def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True, fresh: bool = False,
+              threads: int | None = None) -> list:
     """Run every config not stored yet (load_or_train; with `fresh` every config, and the pretrained
-    starts, again), `jobs` processes at a time, longest first; all records."""
+    starts, again), `jobs` processes at a time, longest first, each with `threads` torch threads (default:
+    the cores shared out); all records."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from . import results
@@ -275,13 +277,13 @@ def run_sweep(configs: list[Config], *, jobs: int = 1, progress: bool = True, fr
     for c in starts.values():
         pretrained_state(c, progress=progress, fresh=fresh)
     report = SweepProgress(todo, len(configs), jobs=jobs, enabled=progress)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     if jobs <= 1:
         for c in todo:
             report.start([c])
-            report.finish(c, _run_one(c.to_dict(), max(1, os.cpu_count() or 1), fresh))
+            report.finish(c, _run_one(c.to_dict(), threads, fresh))
     else:
         import multiprocessing
-        threads = max(1, (os.cpu_count() or 1) // jobs)
         # spawned, not forked: this process may have started CUDA (the pretrained start on a GPU), and a
         # forked child cannot use it; spawned workers also inherit no thread pools or locks
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

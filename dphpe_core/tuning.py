@@ -112,6 +112,26 @@ def _stand_in_run(c: Config, data, start, device, *, progress: bool, what: str) 
     return {"pckh_mean": pckh, "wall_s": time.perf_counter() - t}
 
 
+def stand_in_start(cfg: Config, data: dict, *, progress: bool = True) -> dict:
+    """The start pretrained on the stand-in public set alone (so that stand-in val is unseen), kept in
+    cfg.cache_dir under its pretraining fields and the split: tune() and tune_optimizers() share it."""
+    import hashlib
+
+    import torch
+
+    from .start import pretrain_key
+    key = hashlib.sha256(json.dumps([pretrain_key(cfg), TUNING_SPLIT, TUNING_SEED]).encode()).hexdigest()[:12]
+    path = Path(cfg.cache_dir).expanduser() / "stand-in-starts" / f"{key}.pt"
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    start = pretrain(cfg, data["public"], progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(start, tmp)
+    tmp.replace(path)
+    return start
+
+
 def tuning_path(cfg: Config) -> Path:
     return Path(cfg.results_dir) / cfg.preset / "tuning.json"
 
@@ -137,7 +157,7 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
     n_real = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
     epsilon = max(grid.epsilons) * n_real / len(data["private"])        # equal N x epsilon
     clip = sorted(grid.clip_norms)[len(grid.clip_norms) // 2]
-    start = pretrain(cfg, data["public"], progress=progress)
+    start = stand_in_start(cfg, data, progress=progress)
     steps = max(1, round(len(data["private"]) / cfg.expected_batch_size))
     chosen: dict = {}
     rows, notes = [], []
@@ -251,7 +271,7 @@ def tune_optimizers(preset: str, *, progress: bool = True, fresh: bool = False, 
     data = stand_in_splits(cfg)
     n_real = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
     clip = sorted(grid.clip_norms)[len(grid.clip_norms) // 2]
-    start = pretrain(cfg, data["public"], progress=progress)
+    start = stand_in_start(cfg, data, progress=progress)
     rows, notes, chosen = [], [], {}
     for optimizer, ladder in OPTIMIZER_LRS.items():
         for eps in axis_epsilons(preset):
