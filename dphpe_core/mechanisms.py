@@ -444,6 +444,21 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                      stats=(lambda: {"projection": opt.subspace.summary()}) if project else dict)
 
 
+PAPER_BLUR_256 = (25, 10.0)        # the paper's psi(x) at 256 x 192: kernel and sigma (the preset's default)
+
+
+def view_clause(cfg: Config) -> str:
+    """What a blur other than the paper's makes public, in words ('' at the paper's blur)."""
+    if (cfg.blur_kernel_256, cfg.blur_sigma_256) == PAPER_BLUR_256:
+        return ""
+    paper = cfg.replace(blur_kernel_256=PAPER_BLUR_256[0], blur_sigma_256=PAPER_BLUR_256[1])
+    lighter = "lighter" if cfg.blur_sigma_256 < PAPER_BLUR_256[1] else "heavier"
+    return (f" Its psi(x) is a Gaussian blur of sigma {cfg.blur_sigma:.3g} px (kernel {cfg.blur_kernel}), {lighter} than "
+            f"the paper's at this size (sigma {paper.blur_sigma:.3g} px, kernel {paper.blur_kernel}): "
+            + ("more of each crop is public, and none of what the blurred view shows is protected."
+               if lighter == "lighter" else "less of each crop is public."))
+
+
 def guarantee(cfg: Config, parts: Parts, privacy: dict) -> str:
     """The run's guarantee in words: what is protected, against which neighbours, and what is not."""
     eps, delta = privacy["epsilon_spent"], privacy["delta"]
@@ -452,6 +467,8 @@ def guarantee(cfg: Config, parts: Parts, privacy: dict) -> str:
             "the training loss is not logged.")
     post = (" The projection onto a subspace of public-split gradients is post-processing and costs nothing."
             if parts.project else "")
+    if parts.public_gradient:
+        post += view_clause(cfg)
     if not parts.public_gradient or cfg.fdp_public == "public-set":
         extra = (" The noise-free public gradient uses blurred crops of the separate public split only."
                  if parts.public_gradient else "")

@@ -252,3 +252,17 @@ def test_own_backward_refuses_a_missing_pass_and_names_a_layer_the_loss_does_not
         gsm.backward(gsm(torch.randn(4, 3)).sum())
     assert gsm.used.weight.grad_sample.shape == (4, 2, 3)    # what did reach it is there
     gsm.remove_hooks()
+
+
+def test_a_guarantee_names_a_blur_other_than_the_papers_and_what_it_makes_public():
+    from dphpe_core.mechanisms import guarantee
+    from dphpe_core.methods import METHODS
+    privacy = dict(epsilon_spent=0.5, delta=1e-5, epsilon_paper_accounting=0.4, accountant="pld", participations=3)
+    for method in ("fdp", "hybrid"):
+        paper = guarantee(make_config("embedded", method=method), METHODS[method], privacy)
+        light = guarantee(make_config("embedded", method=method, blur_sigma_256=2.5), METHODS[method], privacy)
+        assert "Its psi(x)" not in paper
+        assert "sigma 0.625 px (kernel 7), lighter than the paper's at this size (sigma 2.5 px" in light
+        assert "more of each crop is public" in light and light.startswith(paper.split(" The projection")[0][:60])
+    dp = guarantee(make_config("embedded", method="dpsgd", blur_sigma_256=2.5), METHODS["dpsgd"], privacy)
+    assert "psi" not in dp                                   # DP-SGD reads no blur
