@@ -76,3 +76,13 @@ def test_the_run_chapters_committed_weights_are_its_records_own(tmp_path):
     pckh, _, _ = evaluate(load_trained_model(cfg), build_data(cfg).val, device="cpu", flip_test=cfg.flip_test,
                           view=image_view(cfg))
     assert pckh == record.pckh
+
+
+def test_the_grids_paper_equivalent_cells_are_those_its_records_choose():
+    """sweep's paper_cells are literals; regime.paper_cells chooses them from the committed records of the
+    epsilon and public-view axes (DP-SGD's cost and the blurred-only share nearest the paper's)."""
+    from dphpe_core import regime
+    from dphpe_core.sweep import GRIDS, mark_parts
+    frame = mark_parts(results.summary_frame(committed()))
+    cells = regime.paper_cells(frame, results.paper_results())
+    assert list(zip(cells.epsilon, cells.blur_sigma_256)) == list(GRIDS["embedded"].paper_cells)
