@@ -296,3 +296,22 @@ def findings_at_cells(df):
     return pd.DataFrame([{"finding": a["claim"], "nominal grid": f"{a['verdict']} ({a['higher']} of {a['cells']})",
                           "paper-equivalent cells": f"{b['verdict']} ({b['higher']} of {b['cells']})"}
                          for a, b in zip(nominal, cells)]).set_index("finding")
+
+
+def view_table(view):
+    """view_axis as the book's table: a row per method, a column per blur ('0.62 px (0.96)': sigma on our
+    crops and the blurred-only share), cells 'mean ± 95%'."""
+    from .results import mean_ci_text
+    table = view.assign(cell=mean_ci_text(view), blur=[f"{p:.2f} px ({r:.2f})" for p, r in zip(view.blur_px, view.ratio)])
+    table = table.pivot(index="Method", columns="blur", values="cell")
+    table.columns.name = "blur sigma (blurred-only share)"
+    return table
+
+
+def optimizer_gains_table(axis):
+    """optimizer_axis as the book's table: per epsilon and method, its points over DP-SGD under each
+    optimizer ('mean ± 95%' of the difference over seeds)."""
+    from .results import mean_ci_text
+    gains = axis[axis.method != "dpsgd"]
+    gains = gains.assign(cell=mean_ci_text(gains, "points", "points_ci"))
+    return gains.pivot(index=["epsilon", "Method"], columns="optimizer", values="cell").sort_index(ascending=[False, True])

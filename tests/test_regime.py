@@ -69,3 +69,9 @@ def test_findings_at_cells_checks_the_cells_apart_from_the_grid():
     table = regime.findings_at_cells(_frame(_score))
     assert len(table) == 4
     assert table.iloc[2]["paper-equivalent cells"].startswith("untested")       # finetuning only there
+
+
+def test_view_table_has_a_column_per_blur_and_a_row_per_method():
+    table = regime.view_table(regime.view_axis(_frame(_score)))
+    assert list(table.index) == sorted(["Blurred-only", "FDP", "Hybrid"]) and len(table.columns) == 1 + len(G.view_sigmas)
+    assert table.loc["Blurred-only", "2.50 px (0.20)"] == "12.0 ± 0.0"
