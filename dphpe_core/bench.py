@@ -74,7 +74,8 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
 
     from .config import make_config
     from .data import build_data, collate
-    from .mechanisms import make_optimizer, per_sample_gradients, per_sample_loss
+    from .mechanisms import make_optimizer
+    from .persample import per_sample_gradients, per_sample_loss
     from .start import build_model
     from .loop import keep_freed_memory, resolve_device
     cfg = make_config(preset, **overrides)
@@ -221,7 +222,7 @@ def cuda_matches_cpu(*, clip_norm: float = 0.1) -> float:
 
     from .config import make_config
     from .data import build_data, collate
-    from .mechanisms import clipped_grad_sum
+    from .persample import clipped_grad_sum
     from .model import for_config, set_strategy
     cfg = make_config("smoke", device="cpu")
     batch = collate(build_data(cfg).private_train.without_augmentation().batch(range(16)))

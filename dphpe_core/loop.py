@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import Config
 from .data import Batched, collate
-from .mechanisms import Mechanism, make_optimizer, noise_only_step, per_sample_loss, physical_batches
+from .mechanisms import Mechanism, make_optimizer, noise_only_step, physical_batches
+from .persample import per_sample_loss
 from .model import PoseModel, predict
 from .pckh import pckh_per_joint, summarize
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from .accounting import (calibrate_noise, default_delta, epsilon_spent, participations,
                          record_epsilon)
 from .config import Config
-from .methods import METHODS
+from .methods import METHODS, Parts
 
 ACCOUNTING = ("honest", "paper")
 
@@ -131,3 +131,53 @@ def relations_table(runs):
                          same_batch=epsilon_without_amplification(**run, neighbouring="replace-one")))
     return pd.DataFrame(rows, columns=["target", "sigma", "paper_claims", "add_remove_pld", "replace_one", "same_batch"]
                         ).sort_values("target").reset_index(drop=True)
+
+
+# -- the guarantee in words ---------------------------------------------------------------------
+
+PAPER_BLUR_256 = (25, 10.0)        # the paper's psi(x) at 256 x 192: kernel and sigma (the preset's default)
+
+
+def view_clause(cfg: Config) -> str:
+    """What a blur other than the paper's makes public, in words ('' at the paper's blur)."""
+    if (cfg.blur_kernel_256, cfg.blur_sigma_256) == PAPER_BLUR_256:
+        return ""
+    paper = cfg.replace(blur_kernel_256=PAPER_BLUR_256[0], blur_sigma_256=PAPER_BLUR_256[1])
+    lighter = "lighter" if cfg.blur_sigma_256 < PAPER_BLUR_256[1] else "heavier"
+    return (f" Its psi(x) is a Gaussian blur of sigma {cfg.blur_sigma:.3g} px (kernel {cfg.blur_kernel}), {lighter} than "
+            f"the paper's at this size (sigma {paper.blur_sigma:.3g} px, kernel {paper.blur_kernel}): "
+            + ("more of each crop is public, and none of what the blurred view shows is protected."
+               if lighter == "lighter" else "less of each crop is public."))
+
+
+def guarantee(cfg: Config, parts: Parts, privacy: dict) -> str:
+    """The run's guarantee in words: what is protected, against which neighbours, and what is not."""
+    eps, delta = privacy["epsilon_spent"], privacy["delta"]
+    paper = privacy["epsilon_paper_accounting"]
+    tail = ("It covers the final and every intermediate model. The per-epoch PCKh uses the separate val split; "
+            "the training loss is not logged.")
+    post = (" The projection onto a subspace of public-split gradients is post-processing and costs nothing."
+            if parts.project else "")
+    if parts.public_gradient:
+        post += view_clause(cfg)
+    if not parts.public_gradient or cfg.fdp_public == "public-set":
+        extra = (" The noise-free public gradient uses blurred crops of the separate public split only."
+                 if parts.public_gradient else "")
+        return (f"({eps:.3g}, {delta:.2g})-DP for each private training crop (image and keypoint labels alike) "
+                f"under add/remove-one neighbours ({parts.name}; {privacy['accountant']} accountant, sensitivity C)."
+                f"{post}{extra} "
+                f"{tail}")
+    what = (f"({eps:.3g}, {delta:.2g}) feature-DP ({parts.name}): it protects what a private crop shows beyond its blurred "
+            f"view psi(x), against neighbours that replace one crop's image while its blurred view and keypoint "
+            f"labels stay (replace-one, sensitivity 2C). The blurred views and the keypoint labels of private "
+            f"crops enter a noise-free gradient and are NOT protected.")
+    if cfg.fdp_public == "independent":
+        how = ("The public batch is drawn independently of the private Poisson batch, so amplification by "
+               "subsampling holds (PLD accountant).")
+    else:
+        how = (f"The public gradient is computed on the private batch itself (the paper's released code), "
+               f"which reveals which crops were sampled: no amplification; each crop's participations are "
+               f"bounded by {privacy['participations']} (the Binomial tail is added to delta), each a full "
+               f"Gaussian mechanism.")
+    return (f"{what}{post} {how} The paper's accounting (add/remove, RDP, with amplification) would claim "
+            f"epsilon {paper:.3g} for the same noise. {tail}")

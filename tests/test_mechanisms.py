@@ -6,8 +6,8 @@ from torch import nn
 from conftest import make_batch
 from dphpe_core import make_config
 from dphpe_core.privacy import privacy_plan
-from dphpe_core.mechanisms import (clipped_grad_sum, dp_optimizer, make_optimizer, noise_only_step, per_sample_loss,
-                                   physical_batches, public_gradient, trainable, wrap_for_per_sample_grads)
+from dphpe_core.mechanisms import dp_optimizer, make_optimizer, noise_only_step, physical_batches, public_gradient
+from dphpe_core.persample import clipped_grad_sum, per_sample_loss, trainable, wrap_for_per_sample_grads
 from dphpe_core.transforms import blur
 from dphpe_core.model import PoseModel, set_strategy
 
@@ -212,7 +212,7 @@ def test_per_sample_gradients_are_opacus_own_to_the_bit(strategy):
     uncomputed (the bias table of the attention is a root of its own: it must be reached too)."""
     from opacus import GradSampleModule
 
-    from dphpe_core.mechanisms import PerSampleGradients, backward
+    from dphpe_core.persample import PerSampleGradients, backward
     torch.manual_seed(0)
     model = set_strategy(PoseModel("embedded", (64, 48), 2.0), strategy)
     batch = make_batch(64, 48, 6)
@@ -234,7 +234,7 @@ def test_per_sample_gradients_are_opacus_own_to_the_bit(strategy):
 
 
 def test_own_backward_refuses_a_missing_pass_and_names_a_layer_the_loss_does_not_reach():
-    from dphpe_core.mechanisms import PerSampleGradients
+    from dphpe_core.persample import PerSampleGradients
 
     class TwoHeads(nn.Module):
         def __init__(self):
@@ -255,7 +255,7 @@ def test_own_backward_refuses_a_missing_pass_and_names_a_layer_the_loss_does_not
 
 
 def test_a_guarantee_names_a_blur_other_than_the_papers_and_what_it_makes_public():
-    from dphpe_core.mechanisms import guarantee
+    from dphpe_core.privacy import guarantee
     from dphpe_core.methods import METHODS
     privacy = dict(epsilon_spent=0.5, delta=1e-5, epsilon_paper_accounting=0.4, accountant="pld", participations=3)
     for method in ("fdp", "hybrid"):
