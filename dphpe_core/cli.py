@@ -260,6 +260,10 @@ def cmd_tune(args) -> None:
     from .tuning import disagreements, optimizer_tuning_path, tune, tune_optimizers, tuning_path
     cfg = _cfg(args)
     if args.optimizers:
+        from .sweep import GRIDS
+        if not GRIDS[args.preset].optimizer_cells:
+            print(f"optimizer tuning: the {args.preset} grid has no optimizer axis; nothing to tune")
+            return
         stored, t0 = optimizer_tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
         out = tune_optimizers(args.preset, fresh=args.fresh, **_parse_sets(args.set or []))
         how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
