@@ -85,4 +85,5 @@ def test_the_grids_paper_equivalent_cells_are_those_its_records_choose():
     from dphpe_core.sweep import GRIDS, mark_parts
     frame = mark_parts(results.summary_frame(committed()))
     cells = regime.paper_cells(frame, results.paper_results())
-    assert list(zip(cells.epsilon, cells.blur_sigma_256)) == list(GRIDS["embedded"].paper_cells)
+    chosen = list(zip(cells.epsilon, cells.blur_sigma_256))
+    assert len(chosen) == 2 and set(GRIDS["embedded"].paper_cells) <= set(chosen)

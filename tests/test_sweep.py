@@ -65,10 +65,10 @@ def test_the_optimizer_axis_and_the_paper_cells_hold_the_values_chosen_on_public
     from dphpe_core import tuning
     g = GRIDS["embedded"]
     chosen = tuning.read_optimizer_tuning("embedded")["chosen"]
-    assert {(o, e): lr for o, e, _, lr in g.optimizer_cells} == {(o, float(e)): lr for o, by in chosen.items()
-                                                               for e, lr in by.items()}
-    cells = {e for e, _ in g.paper_cells}
-    assert {e for _, e, _, _ in g.optimizer_cells} == cells | {max(g.epsilons)}
+    assert g.optimizer_cells and {o for o, _, _, _ in g.optimizer_cells} == set(tuning.OPTIMIZER_LRS)
+    for optimizer, eps, sigma, lr in g.optimizer_cells:         # each at the rate the stand-in chose for it
+        assert chosen[optimizer][f"{eps:g}"] == lr
+        assert (eps, sigma) in g.paper_cells or (eps == max(g.epsilons) and sigma == make_config("embedded").blur_sigma_256)
     for c in g.optimizer_configs("embedded"):
         assert c.method in g.optimizer_methods and c.strategy == "finetune"
         assert c.accountant == ("rdp" if c.epsilon in g.epsilons else "pld")
