@@ -318,3 +318,16 @@ def optimizer_gains_table(axis):
     gains = axis[axis.method != "dpsgd"]
     gains = gains.assign(cell=mean_ci_text(gains, "points", "points_ci"))
     return gains.pivot(index=["epsilon", "Method"], columns="optimizer", values="cell").sort_index(ascending=[False, True])
+
+
+def cells_run_text(df, paper) -> str:
+    """Which paper-equivalent cells the grid runs, in words, naming a chosen cell it does not run yet."""
+    cells = paper_cells(df, paper)
+    run = set(paper_cell_table(df).epsilon) if "paper_cell" in df else set()
+    done = [f"epsilon {r.epsilon:g} (the paper's {r.paper_epsilon:g})" for r in cells.itertuples() if r.epsilon in run]
+    todo = [f"epsilon {r.epsilon:g} (the paper's {r.paper_epsilon:g})" for r in cells.itertuples() if r.epsilon not in run]
+    text = "The grid runs every method at " + (" and ".join(done) if done else "none of them") + "."
+    if todo:
+        text += (f" The cell at {' and '.join(todo)} is chosen but its feature-DP and hybrid runs are not made yet, so "
+                 f"it is left out below.")
+    return text

@@ -57,8 +57,6 @@ def test_paper_cells_match_dpsgds_cost_and_the_blurred_only_share_nearest_the_pa
 
 
 def test_optimizer_axis_gives_points_over_dpsgd_under_the_same_optimizer():
-    if not G.optimizer_cells:
-        pytest.skip("the embedded grid has no optimizer axis yet")
     axis = regime.optimizer_axis(_frame(_score))
     pdp = axis[(axis.method == "pdp")].set_index(["optimizer", "epsilon"])
     assert pdp.loc[("sgd", 0.8), "points"] == pytest.approx(3.0) and pdp.loc[("adamw", 0.8), "points"] == pytest.approx(0.0)
@@ -75,3 +73,10 @@ def test_view_table_has_a_column_per_blur_and_a_row_per_method():
     table = regime.view_table(regime.view_axis(_frame(_score)))
     assert list(table.index) == sorted(["Blurred-only", "FDP", "Hybrid"]) and len(table.columns) == 1 + len(G.view_sigmas)
     assert table.loc["Blurred-only", "2.50 px (0.20)"] == "12.0 ± 0.0"
+
+
+def test_cells_run_text_names_the_cells_run_and_a_chosen_one_not_run():
+    text = regime.cells_run_text(_frame(_score), paper_results())
+    run = {e for e, _ in G.paper_cells}
+    assert text.startswith("The grid runs every method at epsilon 0.02 (the paper's 0.8)")
+    assert ("epsilon 0.005 (the paper's 0.2) is chosen but" in text) == (0.005 not in run)
