@@ -301,3 +301,17 @@ def read_optimizer_tuning(preset: str, results_dir: str = "results") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no optimizer tuning yet; run `dphpe tune --preset {preset} --optimizers`")
     return json.loads(path.read_text())
+
+
+def optimizer_choice_table(tuning: dict):
+    """The optimizer tuning as the book's table: per optimizer and epsilon, the learning rates tried with
+    their stand-in val PCKh@0.5 ('3e-03: 46.6'), the chosen one marked with an asterisk."""
+    import pandas as pd
+    rows = {}
+    for r in tuning["rows"]:
+        chosen = tuning["chosen"][r["optimizer"]][f"{r['epsilon_real']:g}"] == r["lr"]
+        rows.setdefault((r["optimizer"], r["epsilon_real"]), []).append((r["lr"], f"{r['lr']:.0e}: {r['pckh_mean']:.1f}"
+                                                                          + ("*" if chosen else "")))
+    table = pd.DataFrame([{"optimizer": o, "epsilon": e, "learning rates tried (stand-in val PCKh@0.5)":
+                           ", ".join(t for _, t in sorted(v))} for (o, e), v in rows.items()])
+    return table.set_index(["optimizer", "epsilon"]).sort_index(ascending=[True, False])

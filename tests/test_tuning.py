@@ -78,3 +78,11 @@ def test_optimizer_tuning_reads_no_private_or_val_crop_and_chooses_each_optimize
             assert {r["epsilon"] for r in rows} == {eps * smoke_cfg.n_private / out["split"]["private"]}
     cfg = make_config("smoke", results_dir=str(tmp_path))
     assert json.loads(optimizer_tuning_path(cfg).read_text())["chosen"] == out["chosen"]
+
+
+def test_the_optimizer_choice_table_marks_each_choice_and_lists_every_rate_tried():
+    from dphpe_core.tuning import optimizer_choice_table
+    tuning = {"chosen": {"sgd": {"0.8": 0.03}},
+              "rows": [dict(optimizer="sgd", epsilon_real=0.8, lr=lr, pckh_mean=v) for lr, v in ((0.1, 20.0), (0.03, 42.0))]}
+    table = optimizer_choice_table(tuning)
+    assert table.loc[("sgd", 0.8)].iloc[0] == "3e-02: 42.0*, 1e-01: 20.0"
