@@ -282,7 +282,8 @@ def view_axis(view: pd.DataFrame, *, paper_ratio: float, dpsgd: float | None = N
     if dpsgd is not None:
         ax.axhline(dpsgd, color="grey", lw=1, ls="-.", label="DP-SGD (reads no blur)")
     ax.axvline(paper_ratio, color="grey", lw=0.8, ls=":")
-    ax.annotate(f"paper: {paper_ratio:.2f}", (paper_ratio, ax.get_ylim()[0]), fontsize=7, ha="right", va="bottom",
+    ax.set_xlim(0, 1)
+    ax.annotate(f"paper: {paper_ratio:.2f}", (paper_ratio, ax.get_ylim()[1]), fontsize=7, ha="right", va="top",
                 rotation=90)
     top = ax.secondary_xaxis("top")
     ticks = view.drop_duplicates("ratio").sort_values("ratio")

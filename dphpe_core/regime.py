@@ -215,6 +215,16 @@ def paper_cells(df, paper):
     return pd.DataFrame(rows)
 
 
+def paper_cells_table(df, paper):
+    """paper_cells for the book: indexed by the paper's epsilon, its columns in words."""
+    names = {"paper_cost": "paper's DP-SGD cost (%)", "epsilon": "our epsilon", "cost_pct": "our DP-SGD cost (%)",
+             "blur_px": "blur sigma (px)", "ratio": "blurred-only share", "paper_ratio": "paper's share"}
+    cells = paper_cells(df, paper)
+    if cells.empty:
+        return cells
+    return cells.set_index("paper_epsilon").rename_axis("paper's epsilon")[list(names)].rename(columns=names).round(3)
+
+
 def paper_cell_runs(df):
     """The runs of the grid's paper-equivalent cells (the summary's `paper_cell` column) as a grid of
     their own: findings.check(paper_cell_runs(summary)) checks the four findings there."""
@@ -286,7 +296,7 @@ def paper_cell_comparison(df, paper):
             rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": r.Method,
                          "ours (best C)": f"{text} (C {r.clip_norm:g})",
                          "paper (best C)": f"{theirs.max():.2f}" if len(theirs) else "not reported"})
-    return pd.DataFrame(rows).set_index(["cell", "Method"])
+    return pd.DataFrame(rows, columns=["cell", "Method", "ours (best C)", "paper (best C)"]).set_index(["cell", "Method"])
 
 
 def findings_at_cells(df):
