@@ -65,9 +65,10 @@ def smoke_book(tmp_path_factory):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb", "_generated"))
     from dphpe_core.sweep import sweep
-    from dphpe_core.tuning import tune
+    from dphpe_core.tuning import tune, tune_optimizers
     results_dir = root / "results"
     tune("smoke", progress=False, results_dir=str(results_dir))
+    tune_optimizers("smoke", progress=False, results_dir=str(results_dir))
     sweep("smoke", jobs=1, progress=False, results_dir=str(results_dir))
     from dphpe_core.audit import audit_book
     audit_book("smoke", progress=False, results_dir=str(results_dir))
