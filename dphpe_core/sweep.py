@@ -161,7 +161,7 @@ GRIDS: dict[str, Grid] = {
     "embedded": Grid(**PAPER_GRID, seeds={"finetune": (0, 1, 2), "full": (0,)}, extra_seeds={"full": (1, 2)},
                      baseline_seeds={"finetune": (0, 1, 2), "full": (0, 1, 2), "scratch": (0,)}, fdp_clip_norm=0.1,
                      regime_n=(2000, 5500), cost_epsilons=(0.2, 0.05, 0.02, 0.01, 0.005, 0.002),
-                     cost_clip_norms=(0.01, 0.1), view_sigmas=(5.0, 2.5), paper_cells=((0.02, 2.5),),
+                     cost_clip_norms=(0.01, 0.1), view_sigmas=(5.0, 2.5), paper_cells=((0.02, 2.5), (0.005, 2.5)),
                      optimizer_cells=(("adamw", 0.8, 10.0, 3e-3), ("sgd", 0.8, 10.0, 0.03))),
     "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},
                   baseline_seeds={"finetune": (0,), "full": (0,), "scratch": (0,)}, fdp_clip_norm=0.1),
