@@ -341,3 +341,16 @@ def cells_run_text(df, paper) -> str:
         text += (f" The cell at {' and '.join(todo)} is chosen but its feature-DP and hybrid runs are not made yet, so "
                  f"it is left out below.")
     return text
+
+
+def optimizer_transfer(axis, tuning: dict, *, method: str = "dpsgd") -> dict:
+    """Per optimizer at the axis' largest epsilon: DP-SGD's stand-in val score at its chosen rate
+    (tune_optimizers) and its score in the study (optimizer_axis), to show whether the choice carried."""
+    eps = float(axis.epsilon.max())
+    out = {}
+    for opt, by in tuning["chosen"].items():
+        lr = by[f"{eps:g}"]
+        stand = [r["pckh_mean"] for r in tuning["rows"] if r["optimizer"] == opt and r["epsilon_real"] == eps and r["lr"] == lr]
+        study = axis[(axis.optimizer == opt) & (axis.epsilon == eps) & (axis.method == method)]["mean"]
+        out[opt] = {"lr": lr, "stand_in": stand[0] if stand else math.nan, "study": float(study.iloc[0]) if len(study) else math.nan}
+    return out
