@@ -143,6 +143,16 @@ def stand_in_splits(cfg: Config) -> dict[str, PoseDataset]:
     return {name: PoseDataset(src, cfg, train=name != "val", name=f"stand-in {name}") for name, src in parts.items()}
 
 
+def _stand_in_setup(cfg: Config, *, progress: bool):
+    """What every tuning stage shares: the grid, the device, the stand-in splits, the real private set's
+    size, the grid's middle clipping norm and the stand-in start."""
+    grid = GRIDS[cfg.preset]
+    data = stand_in_splits(cfg)
+    n_real = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
+    clip = sorted(grid.clip_norms)[len(grid.clip_norms) // 2]
+    return grid, resolve_device(cfg), data, n_real, clip, stand_in_start(cfg, data, progress=progress)
+
+
 def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides) -> dict:
     """The tuning table and the chosen values for `preset` (stored in tuning_path; `fresh` reruns it)."""
     from . import results
@@ -151,13 +161,8 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
     if path.is_file() and not fresh:
         return json.loads(path.read_text())
     t0 = time.perf_counter()
-    grid = GRIDS[preset]
-    device = resolve_device(cfg)
-    data = stand_in_splits(cfg)
-    n_real = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
+    grid, device, data, n_real, clip, start = _stand_in_setup(cfg, progress=progress)
     epsilon = max(grid.epsilons) * n_real / len(data["private"])        # equal N x epsilon
-    clip = sorted(grid.clip_norms)[len(grid.clip_norms) // 2]
-    start = stand_in_start(cfg, data, progress=progress)
     steps = max(1, round(len(data["private"]) / cfg.expected_batch_size))
     chosen: dict = {}
     rows, notes = [], []
@@ -266,12 +271,7 @@ def tune_optimizers(preset: str, *, progress: bool = True, fresh: bool = False, 
     if path.is_file() and not fresh:
         return json.loads(path.read_text())
     t0 = time.perf_counter()
-    grid = GRIDS[preset]
-    device = resolve_device(cfg)
-    data = stand_in_splits(cfg)
-    n_real = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
-    clip = sorted(grid.clip_norms)[len(grid.clip_norms) // 2]
-    start = stand_in_start(cfg, data, progress=progress)
+    grid, device, data, n_real, clip, start = _stand_in_setup(cfg, progress=progress)
     rows, notes, chosen = [], [], {}
     for optimizer, ladder in OPTIMIZER_LRS.items():
         for eps in axis_epsilons(preset):
