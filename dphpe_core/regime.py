@@ -215,11 +215,10 @@ def paper_cells(df, paper):
     return pd.DataFrame(rows)
 
 
-def paper_cells_table(df, paper):
-    """paper_cells for the book: indexed by the paper's epsilon, its columns in words."""
+def paper_cells_table(cells):
+    """paper_cells' frame for the book: indexed by the paper's epsilon, its columns in words."""
     names = {"paper_cost": "paper's DP-SGD cost (%)", "epsilon": "our epsilon", "cost_pct": "our DP-SGD cost (%)",
              "blur_px": "blur sigma (px)", "ratio": "blurred-only share", "paper_ratio": "paper's share"}
-    cells = paper_cells(df, paper)
     if cells.empty:
         return cells
     return cells.set_index("paper_epsilon").rename_axis("paper's epsilon")[list(names)].rename(columns=names).round(3)

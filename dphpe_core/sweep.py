@@ -25,6 +25,9 @@ from .config import Config, make_config
 from .methods import METHODS, PRIVATE_METHODS
 
 
+MAP_PARTS = ("cost_axis", "view_axis", "paper_cell", "optimizer_axis")     # the summary's columns (mark_parts)
+
+
 @dataclass(frozen=True)
 class Grid:
     """What a preset's study runs."""
@@ -51,7 +54,8 @@ class Grid:
     view_sigmas: tuple[float, ...] = ()
     # the paper-equivalent cells, (epsilon, blur_sigma_256): where DP-SGD's cost and the blurred-only ratio are
     # nearest the paper's (regime.paper_cells chooses them from the two axes' records; a test checks that the
-    # grid's are among them: one not listed has no records yet). Every method, cost_clip_norms, the finetuning seeds, accounted by cost_accountant
+    # grid's are among them: one not listed has no records yet). Every method, cost_clip_norms, the finetuning
+    # seeds, accounted by cost_accountant
     paper_cells: tuple[tuple[float, float], ...] = ()
     # the optimizer axis, (optimizer, epsilon, blur_sigma_256, lr): optimizer_methods at that cell under that
     # optimizer, its lr chosen on public data (tuning.tune_optimizers; a test checks they agree), cost_clip_norms,
@@ -95,11 +99,17 @@ class Grid:
             out.setdefault(cfg.hash(), cfg)
         return list(out.values())
 
+    def map_parts(self, preset: str, **overrides) -> dict[str, list[Config]]:
+        """The regime map's parts by the summary's column names (MAP_PARTS): epsilon axis, public view,
+        paper cells, optimizer axis."""
+        parts = (self.cost_configs, self.view_configs, self.paper_cell_configs, self.optimizer_configs)
+        return {name: part(preset, **overrides) for name, part in zip(MAP_PARTS, parts)}
+
     def map_configs(self, preset: str, **overrides) -> list[Config]:
-        """Every run of the regime map's axes (epsilon, public view, paper cells, optimizer), each once."""
+        """Every run of the regime map's parts, each once."""
         out = {}
-        for part in (self.cost_configs, self.view_configs, self.paper_cell_configs, self.optimizer_configs):
-            for cfg in part(preset, **overrides):
+        for configs in self.map_parts(preset, **overrides).values():
+            for cfg in configs:
                 out.setdefault(cfg.hash(), cfg)
         return list(out.values())
 
@@ -154,8 +164,8 @@ GRIDS: dict[str, Grid] = {
     # every finetuning cell at 3 seeds; full finetuning at 1, and 3 at epsilon 0.8; the regime at
     # 2,000 (the earlier study's size) and 5,500 private crops beside the preset's 22,000; the epsilon axis
     # from the grid's smallest epsilon down, log-spaced, to where DP-SGD loses 30% of the non-private score
-    # (measured: 33% at 0.002, 19% at 0.01), a 1-2-5 ladder (0.1 to come); the public view at the paper's blur (sigma 10 at
-    # 256 px, 2.5 px on our crops), 5 and 2.5 at 256 px (0.6 px, a crop plainly recognisable; a seed-0 probe
+    # (measured: 33% at 0.002, 19% at 0.01), a 1-2-5 ladder (0.1 to come); the public view at the paper's
+    # blur (sigma 10 at 256 px, 2.5 px on our crops), 5 and 2.5 at 256 px (0.6 px, a crop plainly recognisable; a seed-0 probe
     # of the blurred-only model: 37.8 and 65.3 against 15.8 at the paper's); the paper-equivalent cells and
     # the optimizer axis as the tests say (chosen from the records and on public data)
     "embedded": Grid(**PAPER_GRID, seeds={"finetune": (0, 1, 2), "full": (0,)}, extra_seeds={"full": (1, 2)},
@@ -175,8 +185,6 @@ def map_only_hashes(preset: str) -> frozenset[str]:
     grid = GRIDS[preset]
     return frozenset({c.hash() for c in grid.map_configs(preset)} - {c.hash() for c in grid.configs(preset, cost=False)})
 
-
-MAP_PARTS = ("cost_axis", "view_axis", "paper_cell", "optimizer_axis")     # the summary's columns (mark_parts)
 
 
 def grid_configs(preset: str, **overrides) -> list[Config]:
@@ -305,9 +313,8 @@ def mark_parts(frame):
     frame = frame.copy()
     marks = {name: set() for name in (*MAP_PARTS, "map_only")}
     for preset in set(frame.preset) & set(GRIDS):
-        g = GRIDS[preset]
-        for name, part in zip(MAP_PARTS, (g.cost_configs, g.view_configs, g.paper_cell_configs, g.optimizer_configs)):
-            marks[name] |= {c.hash() for c in part(preset)}
+        for name, configs in GRIDS[preset].map_parts(preset).items():
+            marks[name] |= {c.hash() for c in configs}
         marks["map_only"] |= map_only_hashes(preset)
     for name, hashes in marks.items():
         frame[name] = frame.config_hash.isin(hashes)
