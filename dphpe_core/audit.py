@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from .config import Config
+from .methods import METHOD_NAMES, METHODS, PRIVATE_METHODS, REFERENCE, label
 
 SABOTAGE = ("none", "noise-div-10", "no-clip")
 ACCOUNTING = ("honest", "paper")
@@ -178,7 +179,7 @@ class AuditResult:
     provenance: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"{self.method}{'/' + self.fdp_public if self.method in ('fdp', 'hybrid') else ''} "
+        return (f"{label(self.method, self.fdp_public)} "
                 f"[{self.accounting}, sabotage {self.sabotage}]: claimed epsilon {self.epsilon_claimed:.3g}, "
                 f"lower bound {self.epsilon_lower_bound:.3g} ({self.correct}/{self.guesses} right, "
                 f"{self.canaries} canaries) in {self.wall_s:.0f} s")
@@ -302,8 +303,8 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
     from .privacy import privacy_plan
     from .results import provenance
     from .start import build_model
-    if cfg.method == "nonprivate":
-        raise ValueError("method='nonprivate' claims no epsilon: audit dpsgd, pdp, fdp or hybrid")
+    if not METHODS[cfg.method].private:
+        raise ValueError(f"method={cfg.method!r} claims no epsilon: audit one of {', '.join(PRIVATE_METHODS)}")
     if accounting not in ACCOUNTING:
         raise ValueError(f"accounting={accounting!r}: expected one of {list(ACCOUNTING)}")
     if sabotage not in SABOTAGE:
@@ -315,7 +316,8 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
     device = resolve_device(cfg)
     data = build_data(cfg)
     model = build_model(cfg)
-    feature = cfg.method in ("fdp", "hybrid") and cfg.fdp_public != "public-set"
+    parts = METHODS[cfg.method]
+    feature = parts.public_gradient and cfg.fdp_public != "public-set"
     channel = cfg.fdp_public if feature else None
     n = len(data.private_train)
     can = Canaries(canaries, pairs=feature, public_channel=channel, public_rate=cfg.expected_batch_size / n,
@@ -343,8 +345,8 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
     chosen = scores[best["rule"]]
     bits = can.bits.numpy().astype(bool)
     what = ("the noisy gradient as released at each step, before " +
-            ("the projection (post-processing) and " if cfg.method in ("pdp", "hybrid") else "") +
-            ("the public term and " if cfg.method in ("fdp", "hybrid") else "") + "Adam")
+            ("the projection (post-processing) and " if parts.project else "") +
+            ("the public term and " if parts.public_gradient else "") + "Adam")
     return AuditResult(method=cfg.method, fdp_public=cfg.fdp_public, accounting=accounting, sabotage=sabotage,
                        neighbouring=plan.neighbouring, epsilon_claimed=claim,
                        epsilon_lower_bound=best["epsilon_lower_bound"], delta=p["delta"], canaries=canaries,
@@ -371,12 +373,10 @@ def save_audit(result: AuditResult, path) -> Path:
 # script's lambda of 1: how visible the same-batch leak is depends on the public term's weight) with
 # the same and an independent batch
 PAPER_FDP = dict(public_weight_fdp=1.0)
-AUDITS = (("dpsgd", "independent", "honest", "none", {}), ("pdp", "independent", "honest", "none", {}),
-          ("fdp", "independent", "honest", "none", {}), ("fdp", "same-batch", "honest", "none", {}),
-          ("fdp", "public-set", "honest", "none", {}), ("hybrid", "independent", "honest", "none", {}),
-          ("hybrid", "same-batch", "honest", "none", {}),
-          ("dpsgd", "independent", "honest", "noise-div-10", {}), ("dpsgd", "independent", "honest", "no-clip", {}),
-          ("fdp", "same-batch", "paper", "none", PAPER_FDP), ("fdp", "independent", "paper", "none", PAPER_FDP))
+# (the method table's audit_sources and paper_audit_sources; the sabotage on the reference method)
+AUDITS = (tuple((m, src, "honest", "none", {}) for m, p in METHODS.items() for src in p.audit_sources) +
+          tuple((REFERENCE, "independent", "honest", s, {}) for s in SABOTAGE[1:]) +
+          tuple((m, src, "paper", "none", PAPER_FDP) for m, p in METHODS.items() for src in p.paper_audit_sources))
 # per preset: the cell audited (finetuning, epsilon 0.8, C 0.1) and what the preset must change for
 # an audit to mean anything (smoke: delta 0.01 would make 2 m delta exceed alpha; a batch of one
 # gives the small sampling rate and the many steps of the real study)
@@ -425,15 +425,14 @@ def ceiling(a: AuditResult) -> float:
     canaries, delta and attack rules."""
     if a.ceiling == a.ceiling:
         return a.ceiling
-    pairs = a.method in ("fdp", "hybrid") and a.fdp_public != "public-set"
+    pairs = METHODS[a.method].public_gradient and a.fdp_public != "public-set"
     return power_ceiling(a.canaries, delta=a.delta, rules=4 if pairs else 1)
 
 
 def audit_table(audits: list[AuditResult]):
     """One row per audit for the book."""
     import pandas as pd
-    from .results import METHOD_NAMES
-    rows = [{"method": METHOD_NAMES[a.method] + (f" ({a.fdp_public})" if a.method in ("fdp", "hybrid") else ""),
+    rows = [{"method": METHOD_NAMES[a.method] + (f" ({a.fdp_public})" if METHODS[a.method].public_gradient else ""),
              "accounting": "the paper's" if a.accounting == "paper" else "its own",
              "sabotage": "" if a.sabotage == "none" else a.sabotage, "neighbours": a.neighbouring,
              "lambda": "" if a.public_weight != a.public_weight else f"{a.public_weight:g}",

@@ -14,6 +14,7 @@ import platform
 import time
 from pathlib import Path
 
+from .methods import METHODS, NONPRIVATE
 from .synthpose import render_split
 
 
@@ -62,11 +63,11 @@ class PeakMemory:
 
 
 def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
-                methods=("nonprivate", "dpsgd", "pdp", "fdp", "hybrid"), **overrides) -> dict:
+                methods=tuple(METHODS), **overrides) -> dict:
     """Time one optimizer step (public preparation, forward, backward, privatisation, update) per
     method on the same model start, data and batch of expected_batch_size crops, in one process,
     the methods interleaved; the median over `steps` steps after `warmup`. Also the subspace
-    refresh (pdp) and each method's peak memory during a step (CUDA's counter on a GPU; on a CPU
+    refresh (the first projecting method) and each method's peak memory during a step (CUDA's counter on a GPU; on a CPU
     the C allocator's peak above the step's start, `PeakMemory`, sampled on the last step)."""
     import statistics
 
@@ -75,7 +76,7 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
     from .config import make_config
     from .data import build_data, collate
     from .mechanisms import make_optimizer
-    from .persample import per_sample_gradients, per_sample_loss
+    from .persample import per_sample_gradients
     from .start import build_model
     from .loop import keep_freed_memory, resolve_device
     cfg = make_config(preset, **overrides)
@@ -104,12 +105,7 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
                 mech.optimizer.zero_grad(set_to_none=True)
                 watch.__enter__()
             t = time.perf_counter()
-            mech.optimizer.zero_grad(set_to_none=True)
-            if mech.prepare is not None:
-                mech.prepare(batch)
-            losses = per_sample_loss(mech.model, batch)
-            mech.backward(losses)
-            mech.optimizer.step()
+            mech.step(batch, physical=cfg.max_physical_batch_size)     # the training loop's own step
             sync()
             if i >= warmup:
                 times[m].append(time.perf_counter() - t)
@@ -124,10 +120,11 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
            "input": f"{cfg.input_h}x{cfg.input_w}", "model": cfg.model_size, "strategy": cfg.strategy,
            "step_s": step_s, "images_per_s": {m: cfg.expected_batch_size / s for m, s in step_s.items()},
            "peak_mb": peak or None, "peak_kind": "cuda allocated" if device.type == "cuda" else "cpu allocated, above the step's start"}
-    if "nonprivate" in step_s:
-        out["ratio"] = {m: s / step_s["nonprivate"] for m, s in step_s.items()}
-    if "pdp" in mechs:
-        mech = mechs["pdp"]
+    if NONPRIVATE in step_s:
+        out["ratio"] = {m: s / step_s[NONPRIVATE] for m, s in step_s.items()}
+    projecting = [m for m in mechs if METHODS[m].project]
+    if projecting:
+        mech = mechs[projecting[0]]
         params = mech.optimizer.params
         public = {k: v.to(device) if torch.is_tensor(v) else v
                   for k, v in collate(data.public.batch(range(cfg.subspace_m))).items()}
@@ -141,7 +138,7 @@ def bench_steps(preset: str = "embedded", *, steps: int = 20, warmup: int = 3,
         # the timed pdp step, which includes the rebuilds that fell in it
         out["subspace_every"] = every = mech.privacy["subspace"]["every"]
         out["subspace_refresh_per_step_s"] = out["subspace_refresh_s"] / every
-        out["refresh_share_of_step"] = out["subspace_refresh_per_step_s"] / step_s["pdp"]
+        out["refresh_share_of_step"] = out["subspace_refresh_per_step_s"] / step_s[projecting[0]]
     for mech in mechs.values():
         if hasattr(mech.model, "remove_hooks"):
             mech.model.remove_hooks()

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import audit as audit_mod
 from . import config as config_mod
-from .methods import PRIVATE_METHODS
+from .methods import PRIVATE_METHODS, label
 
 
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -296,7 +296,7 @@ def cmd_audit(args) -> None:
                   sabotage=args.sabotage, allow_no_power=args.allow_no_power)
     print(f"{'method':<22}{'accounting':<12}{'sabotage':<14}{'claimed eps':>12}{'lower bound':>13}"
           f"{'right/guesses':>15}{'canaries':>10}")
-    name = r.method + (f"/{r.fdp_public}" if r.method in ("fdp", "hybrid") else "")
+    name = label(r.method, r.fdp_public)
     print(f"{name:<22}{r.accounting:<12}{r.sabotage:<14}{r.epsilon_claimed:>12.3f}{r.epsilon_lower_bound:>13.3f}"
           f"{f'{r.correct}/{r.guesses}':>15}{r.canaries:>10}")
     print(f"audited: {r.what}; best rule: {r.rule}")

@@ -2,9 +2,9 @@
 
     python -c "from dphpe_core.loop import fit, evaluate; help(fit)"
 
-`fit(model, cfg, train_set, ...)` trains a model in place for cfg.epochs; `make_optimizer(cfg, ...)`
-(mechanisms.py) decides how each step is privatised, and its `prepare` hook computes what a step
-needs from public data (the subspace, the blurred public gradient) before the private pass.
+`fit(model, cfg, train_set, ...)` trains a model in place for cfg.epochs: it draws the batches and
+takes `Mechanism.step` on each, the step that `make_optimizer(cfg, ...)` (mechanisms.py) builds for the
+method (its public preparation, the private pass, the privatised update), the one `dphpe bench` times.
 `evaluate` measures PCKh@0.5 and @0.1 on a split, with the flip test. The loop knows nothing of
 run records (train.py) or of where a model's start comes from (start.py).
 """
@@ -24,8 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import Config
 from .data import Batched, collate
-from .mechanisms import Mechanism, make_optimizer, noise_only_step, physical_batches
-from .persample import per_sample_loss
+from .mechanisms import Mechanism, make_optimizer
 from .model import PoseModel, predict
 from .pckh import pckh_per_joint, summarize
 
@@ -167,23 +166,11 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
     for epoch in range(cfg.epochs):
         total, count = 0.0, 0
         for batch in loader:
-            mech.optimizer.zero_grad(set_to_none=True)
             batch = None if batch is None else _to(batch, device)
             if view is not None and batch is not None:
                 batch["image"] = view(batch["image"])
-            if mech.prepare is not None:
-                mech.prepare(batch)
-            if batch is None:
-                noise_only_step(mech)
-                bar.update()
-                continue
-            for chunk, last in physical_batches(mech, batch, cfg.max_physical_batch_size):
-                losses = per_sample_loss(mech.model, chunk)
-                mech.backward(losses)
-                mech.optimizer.step()
-                if not last:
-                    mech.optimizer.zero_grad(set_to_none=True)   # after a skipped step: per-sample buffers only
-                total, count = total + losses.detach().sum().item(), count + len(losses)
+            loss, crops = mech.step(batch, physical=cfg.max_physical_batch_size)
+            total, count = total + loss, count + crops
             bar.update()
         curves["epoch"].append(epoch + 1)
         # a private run's training loss is a noise-free function of private crops: never logged

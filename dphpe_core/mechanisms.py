@@ -113,6 +113,28 @@ class Mechanism:
         """The gradients of a pass' per-crop `losses`: per-sample (their sum) or the mean's."""
         backward(self.model, losses.sum() if self.sum_loss else losses.mean())
 
+    def step(self, batch: dict | None, *, physical: int = 0) -> tuple[float, int]:
+        """One training step on a logical `batch` (on the model's device, in the run's image view; None: an
+        empty Poisson batch, which still releases noise): the method's public preparation, then per physical
+        batch of at most `physical` rows (0: one) the forward pass, the backward pass and the optimizer,
+        which clips and sums each and adds the noise once, at the last. The step `fit`, `dphpe bench` and the
+        audit (through the optimizer's stages) all take. Returns the summed per-crop loss and the crops."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.prepare is not None:
+            self.prepare(batch)
+        if batch is None:
+            noise_only_step(self)
+            return 0.0, 0
+        total, count = 0.0, 0
+        for chunk, last in physical_batches(self, batch, physical):
+            losses = per_sample_loss(self.model, chunk)
+            self.backward(losses)
+            self.optimizer.step()
+            if not last:
+                self.optimizer.zero_grad(set_to_none=True)   # after a skipped step: per-sample buffers only
+            total, count = total + losses.detach().sum().item(), count + len(losses)
+        return total, count
+
 
 class IndependentBatches:
     """Uniformly random batches of `batch_size` distinct rows of 0..n-1, one per step (`steps` of

@@ -28,20 +28,44 @@ class Parts:
     weight_field: str = ""         # the Config field that holds its lambda
     cost: float = 1.0              # step time over a non-private step (`dphpe bench`, embedded, rounded)
     version: int = 1               # the training code's version for this method (see above)
+    # the public sources (fdp_public) beyond the default that the sweep runs it with (Grid.fdp_publics)
+    other_sources: tuple[str, ...] = ()
+    # the book's audits of it (audit.AUDITS): honestly with these public sources, and under the paper's
+    # accounting with these (the paper's feature DP)
+    audit_sources: tuple[str, ...] = ()
+    paper_audit_sources: tuple[str, ...] = ()
 
 
 METHODS: dict[str, Parts] = {
     "nonprivate": Parts("non-private training", "Non-private", private=False),
-    "dpsgd": Parts("DP-SGD", "DP-SGD", private=True, cost=1.3),
+    "dpsgd": Parts("DP-SGD", "DP-SGD", private=True, cost=1.3, audit_sources=("independent",)),
     # version 2: the subspace is rebuilt on a schedule that scales with the run (subspace_interval). Its cost and
     # the hybrid's with a rebuild at every step: `dphpe bench`, embedded finetuning (bench/README.md, 2026-12-01)
-    "pdp": Parts("PDP-SGD", "PDP-SGD", private=True, project=True, cost=2.5, version=2),
-    "fdp": Parts("feature DP", "FDP", private=True, public_gradient=True, weight_field="public_weight_fdp", cost=2.7),
+    "pdp": Parts("PDP-SGD", "PDP-SGD", private=True, project=True, cost=2.5, version=2,
+                 audit_sources=("independent",)),
+    "fdp": Parts("feature DP", "FDP", private=True, public_gradient=True, weight_field="public_weight_fdp", cost=2.7,
+                 other_sources=("same-batch", "public-set"), audit_sources=("independent", "same-batch", "public-set"),
+                 paper_audit_sources=("same-batch", "independent")),
     "hybrid": Parts("the hybrid", "Hybrid", private=True, project=True, public_gradient=True,
-                    weight_field="public_weight_hybrid", cost=3.9, version=2),
+                    weight_field="public_weight_hybrid", cost=3.9, version=2,
+                    audit_sources=("independent", "same-batch")),
 }
 PRIVATE_METHODS = tuple(m for m, p in METHODS.items() if p.private)
 METHOD_NAMES = {m: p.display for m, p in METHODS.items()}
+NONPRIVATE = next(m for m, p in METHODS.items() if not p.private)
+# the private method every other is measured against (the paper's baseline): what a method wins back is
+# its gain over this one, and the cost of privacy is this one's loss
+REFERENCE = "dpsgd"
+PROJECTING = tuple(m for m, p in METHODS.items() if p.project)
+
+
+def label(method: str, fdp_public: str = "", *, sep: str = "/") -> str:
+    """A run's method with its public source where it has one: 'fdp/same-batch', 'dpsgd'.
+
+    >>> label("fdp", "same-batch"), label("dpsgd", "independent")
+    ('fdp/same-batch', 'dpsgd')
+    """
+    return method + (f"{sep}{fdp_public}" if METHODS[method].public_gradient and fdp_public else "")
 
 # Config fields only some methods read (every other field is read by every method)
 PRIVACY_FIELDS = ("epsilon", "delta", "clip_norm", "accountant")

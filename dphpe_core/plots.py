@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Circle, Rectangle
 
+from .methods import REFERENCE
 from .pckh import EXCLUDED_FROM_MEAN, JOINT_NAMES, SKELETON, pckh_per_joint, summarize
 from .transforms import to_display
 
@@ -257,7 +258,7 @@ def cost_axis(axis: pd.DataFrame, *, paper_costs: dict[float, float] | None = No
     ax.minorticks_off()
     ax.set(xlabel=f"epsilon ({axis.accountant.iloc[0].upper()} accountant for every method)", ylabel="PCKh@0.5 (%)")
     ax.legend(fontsize=8, loc="lower right")
-    dp = axis[axis.method == "dpsgd"].sort_values("epsilon")
+    dp = axis[axis.method == REFERENCE].sort_values("epsilon")
     cx.plot(dp.epsilon, dp.cost_pct, marker="o", label="DP-SGD, this study")
     for e, c in (paper_costs or {}).items():
         cx.axhline(c, color="grey", lw=0.8, ls=":")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from .config import make_config
+from .methods import NONPRIVATE, REFERENCE
 from .findings import PUBLIC_VIEW_METHODS, difference, recovery
 from .results import METHOD_NAMES, at_full_size, ci95, paper_grid, seed_stats
 
@@ -30,19 +31,19 @@ def paper_cost(paper) -> dict[float, float]:
     {0.2: 28.5, 0.8: 12.5}
     """
     fin = paper[(paper.strategy == "finetune") & ~paper.blurred_only.astype(bool)]
-    base = float(fin[fin.method == "nonprivate"].pckh_mean.iloc[0])
-    best = fin[fin.method == "dpsgd"].groupby("epsilon").pckh_mean.max()
+    base = float(fin[fin.method == NONPRIVATE].pckh_mean.iloc[0])
+    best = fin[fin.method == REFERENCE].groupby("epsilon").pckh_mean.max()
     return {float(e): 100 * (base - v) / base for e, v in best.items()}
 
 
-def cost_reached(axis, share: float, *, method: str = "dpsgd") -> float:
+def cost_reached(axis, share: float, *, method: str = REFERENCE) -> float:
     """The largest epsilon of the epsilon axis (cost_axis) at which `method` loses at least
     `share` % of the non-private score, nan where no measured epsilon does."""
     rows = axis[(axis.method == method) & (axis.cost_pct >= share)]
     return float(rows.epsilon.max()) if len(rows) else float("nan")
 
 
-def cost_reached_text(axis, share: float, *, method: str = "dpsgd") -> str:
+def cost_reached_text(axis, share: float, *, method: str = REFERENCE) -> str:
     """cost_reached in words: 'epsilon 0.01', or that no epsilon run reaches `share`."""
     e = cost_reached(axis, share, method=method)
     return f"epsilon {e:g}" if e == e else f"no epsilon run here (the smallest is {axis.epsilon.min():g})"
@@ -70,7 +71,7 @@ def cost_axis(df):
     for preset in sorted(set(df.preset) & set(GRIDS)):
         grid = GRIDS[preset]
         runs = df[(df.preset == preset) & df.cost_axis.astype(bool)] if "cost_axis" in df else df.iloc[:0]
-        base = at_full_size(paper_grid(df[(df.preset == preset) & (df.method == "nonprivate") & (df.strategy == "finetune")]))
+        base = at_full_size(paper_grid(df[(df.preset == preset) & (df.method == NONPRIVATE) & (df.strategy == "finetune")]))
         raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
         for (method, eps), cell in runs.groupby(["method", "epsilon"]):
             best = _best_clip_stats(cell)
@@ -99,13 +100,13 @@ def regime_table(df, *, strategy: str = "finetune"):
     eps = fin.epsilon.max()
     rows, seeds = [], {}
     for n, at_n in fin.groupby("n_private"):
-        base = at_n[at_n.method == "nonprivate"].pckh_mean
+        base = at_n[at_n.method == NONPRIVATE].pckh_mean
         if base.empty:
             continue
-        cell = at_n[(at_n.method != "nonprivate") & (at_n.epsilon == eps)]
-        rows.append(dict(n_private=n, method="nonprivate", clip_norm=None, mean=base.mean(), n=len(base),
+        cell = at_n[(at_n.method != NONPRIVATE) & (at_n.epsilon == eps)]
+        rows.append(dict(n_private=n, method=NONPRIVATE, clip_norm=None, mean=base.mean(), n=len(base),
                          ci95=ci95(base.std(), len(base)), snr=None))
-        seeds[(n, "nonprivate")] = base.tolist()
+        seeds[(n, NONPRIVATE)] = base.tolist()
         for method, runs in cell.groupby("method"):
             best = _best_clip_stats(runs)
             at_best = runs[runs.clip_norm == best.clip_norm]
@@ -118,10 +119,10 @@ def regime_table(df, *, strategy: str = "finetune"):
     out["epsilon"] = eps
     out["n_x_epsilon"] = out.n_private * eps
     out["Method"] = out.method.map(METHOD_NAMES)
-    recs = [recovery(seeds[(n, m)], seeds[(n, "dpsgd")], seeds[(n, "nonprivate")])
-            if m not in ("nonprivate", "dpsgd") and (n, "dpsgd") in seeds else None
+    recs = [recovery(seeds[(n, m)], seeds[(n, REFERENCE)], seeds[(n, NONPRIVATE)])
+            if m not in (NONPRIVATE, REFERENCE) and (n, REFERENCE) in seeds else None
             for n, m in zip(out.n_private, out.method)]
-    dpsgd = out[out.method == "dpsgd"].set_index("n_private")["mean"]
+    dpsgd = out[out.method == REFERENCE].set_index("n_private")["mean"]
     out["points"] = [m - dpsgd[n] if r else float("nan") for n, m, r in zip(out.n_private, out["mean"], recs)]
     out["gap_recovery"] = [r["recovery"] if r else float("nan") for r in recs]
     out["recovery_text"] = [r["text"] if r else "" for r in recs]
@@ -143,7 +144,7 @@ def paper_view_ratio(paper) -> float:
     >>> round(paper_view_ratio(paper_results()), 3)
     0.936
     """
-    fin = paper[(paper.strategy == "finetune") & (paper.method == "nonprivate")]
+    fin = paper[(paper.strategy == "finetune") & (paper.method == NONPRIVATE)]
     return float(fin[fin.blurred_only.astype(bool)].pckh_mean.iloc[0] / fin[~fin.blurred_only.astype(bool)].pckh_mean.iloc[0])
 
 
@@ -168,14 +169,14 @@ def view_axis(df):
     for preset in sorted(set(df.preset) & set(GRIDS)):
         grid, cfg = GRIDS[preset], make_config(preset)
         at = _preset_runs(df, preset)
-        raw = paper_grid(at[(at.method == "nonprivate") & ~at.blurred_only.astype(bool)]).pckh_mean
+        raw = paper_grid(at[(at.method == NONPRIVATE) & ~at.blurred_only.astype(bool)]).pckh_mean
         for sigma in sorted({cfg.blur_sigma_256, *grid.view_sigmas}, reverse=True):
-            base = at[(at.method == "nonprivate") & at.blurred_only.astype(bool) & (at.blur_sigma_256 == sigma)].pckh_mean
+            base = at[(at.method == NONPRIVATE) & at.blurred_only.astype(bool) & (at.blur_sigma_256 == sigma)].pckh_mean
             if base.empty:
                 continue
             common = dict(preset=preset, blur_sigma_256=sigma, blur_px=sigma * cfg.size_ratio, ratio=base.mean() / raw.mean(),
                           nonprivate=raw.mean())
-            rows.append(dict(common, method="nonprivate", clip_norm=math.nan, mean=base.mean(), n=len(base),
+            rows.append(dict(common, method=NONPRIVATE, clip_norm=math.nan, mean=base.mean(), n=len(base),
                              ci95=ci95(base.std(), len(base))))
             for method in PUBLIC_VIEW_METHODS:
                 cell = at[(at.method == method) & (at.epsilon == max(grid.epsilons)) & (at.blur_sigma_256 == sigma)
@@ -187,7 +188,7 @@ def view_axis(df):
                                  ci95=best.ci95))
     out = pd.DataFrame(rows)
     if not out.empty:
-        out["Method"] = out.method.map(lambda m: "Blurred-only" if m == "nonprivate" else METHOD_NAMES[m])
+        out["Method"] = out.method.map(lambda m: "Blurred-only" if m == NONPRIVATE else METHOD_NAMES[m])
     return out
 
 
@@ -204,8 +205,8 @@ def paper_cells(df, paper):
     axis, view = cost_axis(df), view_axis(df)
     if axis.empty or view.empty:
         return pd.DataFrame()
-    dp = axis[axis.method == "dpsgd"].reset_index(drop=True)
-    base = view[view.method == "nonprivate"].reset_index(drop=True)
+    dp = axis[axis.method == REFERENCE].reset_index(drop=True)
+    base = view[view.method == NONPRIVATE].reset_index(drop=True)
     near = base.loc[(base.ratio - target).abs().idxmin()]
     rows = []
     for e in PAPER_CELL_EPSILONS:
@@ -262,7 +263,7 @@ def optimizer_axis(df):
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    gains = [difference(seeds[(o, e, m)], seeds[(o, e, "dpsgd")]) if m != "dpsgd" and (o, e, "dpsgd") in seeds
+    gains = [difference(seeds[(o, e, m)], seeds[(o, e, REFERENCE)]) if m != REFERENCE and (o, e, REFERENCE) in seeds
              else (math.nan, math.nan) for o, e, m in zip(out.optimizer, out.epsilon, out.method)]
     out["points"], out["points_ci"] = zip(*gains)
     return out.sort_values(["epsilon", "optimizer", "method"], ascending=[False, True, True]).reset_index(drop=True)
@@ -282,8 +283,8 @@ def paper_cell_comparison(df, paper):
     view = view_axis(df)
     rows = []
     for cell in cells.itertuples():
-        base = view[(view.method == "nonprivate") & (view.blur_sigma_256 == cell.blur_sigma_256)]
-        theirs = fin[(fin.method == "nonprivate") & fin.blurred_only.astype(bool)].pckh_mean
+        base = view[(view.method == NONPRIVATE) & (view.blur_sigma_256 == cell.blur_sigma_256)]
+        theirs = fin[(fin.method == NONPRIVATE) & fin.blurred_only.astype(bool)].pckh_mean
         rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": "Blurred-only (epsilon 0)",
                      "ours (best C)": mean_ci_text(base)[0], "paper (best C)": f"{theirs.iloc[0]:.2f}"})
         at = ours[ours.epsilon == cell.epsilon]
@@ -324,7 +325,7 @@ def optimizer_gains_table(axis):
     """optimizer_axis as the book's table: per epsilon and method, its points over DP-SGD under each
     optimizer ('mean ± 95%' of the difference over seeds)."""
     from .results import mean_ci_text
-    gains = axis[axis.method != "dpsgd"]
+    gains = axis[axis.method != REFERENCE]
     gains = gains.assign(cell=mean_ci_text(gains, "points", "points_ci"))
     return gains.pivot(index=["epsilon", "Method"], columns="optimizer", values="cell").sort_index(ascending=[False, True])
 
@@ -342,7 +343,7 @@ def cells_run_text(df, paper) -> str:
     return text
 
 
-def optimizer_transfer(axis, tuning: dict, *, method: str = "dpsgd") -> dict:
+def optimizer_transfer(axis, tuning: dict, *, method: str = REFERENCE) -> dict:
     """Per optimizer at the axis' largest epsilon: DP-SGD's stand-in val score at its chosen rate
     (tune_optimizers) and its score in the study (optimizer_axis), to show whether the choice carried."""
     eps = float(axis.epsilon.max())

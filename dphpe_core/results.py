@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
-from .methods import METHOD_NAMES, METHODS
+from .methods import METHOD_NAMES, METHODS, NONPRIVATE
 
 RECORD_VERSION = 3
 
@@ -229,7 +229,7 @@ def summary_frame(runs: list):
         reg = (regime(p["noise_multiplier"], p["clip_norm"], c["expected_batch_size"], p["steps"]) if private
                else {"noise_std_per_step": None, "snr": None})
         row = dict(preset=c["preset"], strategy=c["strategy"], method=c["method"],
-                   fdp_public=c["fdp_public"] if c["method"] in ("fdp", "hybrid") else "",
+                   fdp_public=c["fdp_public"] if METHODS[c["method"]].public_gradient else "",
                    blurred_only=c["blurred_only"], epsilon=c["epsilon"] if private else None,
                    clip_norm=c["clip_norm"] if private else None,
                    blur_sigma_256=c["blur_sigma_256"] if METHODS[c["method"]].public_gradient or c["blurred_only"] else None,
@@ -269,10 +269,10 @@ def paper_grid(df):
 
 
 def main_grid(df):
-    """The private runs of the paper's grid at the preset's size: fdp with its default public source,
-    every other method (paper_grid)."""
-    private = at_full_size(paper_grid(df[df.method != "nonprivate"]))
-    return private[(private.method != "fdp") | (private.fdp_public == "independent")]
+    """The private runs of the paper's grid at the preset's size (paper_grid), each method with its default
+    public source where it has one."""
+    private = at_full_size(paper_grid(df[df.method != NONPRIVATE]))
+    return private[private.fdp_public.isin(("", Config.fdp_public))]
 
 
 def ci95(sd: float, n: int) -> float:

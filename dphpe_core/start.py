@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .coco import COCO_TO_MPII
 from .config import Config
+from .methods import NONPRIVATE
 from .data import PoseDataset, public_dataset
 from .loop import fit, resolve_device
 from .model import PoseModel, calibrate_affines, for_config, public_images, set_strategy
@@ -135,7 +136,7 @@ def start_path(cfg: Config) -> Path:
 def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True) -> dict:
     """Non-private training from scratch on `public` (seed 0, pretrain_epochs at pretrain_lr and
     pretrain_batch_size, lr x0.1 for the last fifth): the weights, on the CPU."""
-    pre = cfg.replace(method="nonprivate", strategy="scratch", seed=0, epochs=cfg.pretrain_epochs, blurred_only=False,
+    pre = cfg.replace(method=NONPRIVATE, strategy="scratch", seed=0, epochs=cfg.pretrain_epochs, blurred_only=False,
                       optimizer="adamw",
                       lr=cfg.pretrain_lr, expected_batch_size=cfg.pretrain_batch_size,
                       lr_decay_epoch=max(1, int(cfg.pretrain_epochs * 0.8)))
@@ -179,7 +180,7 @@ def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False)
     path.with_suffix(".tmp").replace(path)
     info = {"key": pretrain_key(cfg), "pretrain_version": PRETRAIN_VERSION, "wall_s": time.perf_counter() - t0,
             "fields": {f: getattr(cfg, f) for f in PRETRAIN_FIELDS}, "n_public": len(public),
-            "provenance": results.provenance(resolve_device(cfg), method="nonprivate")}
+            "provenance": results.provenance(resolve_device(cfg), method=NONPRIVATE)}
     path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return state
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, make_config
-from .methods import METHODS, PRIVATE_METHODS
+from .methods import METHODS, NONPRIVATE, PRIVATE_METHODS, PROJECTING, REFERENCE
 
 
 MAP_PARTS = ("cost_axis", "view_axis", "paper_cell", "optimizer_axis")     # the summary's columns (mark_parts)
@@ -37,8 +37,9 @@ class Grid:
     seeds: dict[str, tuple[int, ...]]            # per strategy: the seeds of every private cell
     extra_seeds: dict[str, tuple[int, ...]]      # per strategy: more seeds at the largest epsilon, every C
     baseline_seeds: dict[str, tuple[int, ...]]   # non-private, raw and blurred-only, per strategy
-    fdp_clip_norm: float                         # the other public sources of feature DP: finetuning, this C,
-    fdp_publics: tuple[str, ...] = ("same-batch", "public-set")   # every epsilon, the first seed
+    fdp_clip_norm: float                         # the other public sources (the method table's other_sources,
+    fdp_publics: tuple[str, ...] = ("same-batch", "public-set")   # those listed here): finetuning, this C,
+                                                                  # every epsilon, the first seed
     regime_n: tuple[int, ...] = ()               # smaller private sets for the headline cell
     methods: tuple[str, ...] = PRIVATE_METHODS
     # the regime map's epsilon axis: finetuning at these epsilons and clipping norms, every method, the
@@ -61,7 +62,7 @@ class Grid:
     # optimizer, its lr chosen on public data (tuning.tune_optimizers; a test checks they agree), cost_clip_norms,
     # the finetuning seeds; the grid's accountant at the grid's epsilons, else cost_accountant
     optimizer_cells: tuple[tuple[str, float, float, float], ...] = ()
-    optimizer_methods: tuple[str, ...] = ("dpsgd", "pdp", "hybrid")
+    optimizer_methods: tuple[str, ...] = (REFERENCE, *PROJECTING)   # is projection's gain the optimizer's?
 
     def configs(self, preset: str, *, cost: bool = True, **overrides) -> list[Config]:
         """Every config of the grid, each once, in a stable order (`cost=False`: without the epsilon axis)."""
@@ -76,7 +77,7 @@ class Grid:
         for strategy, seeds in self.baseline_seeds.items():
             for blurred in (False, True):
                 for seed in seeds:
-                    add(method="nonprivate", strategy=strategy, blurred_only=blurred, seed=seed)
+                    add(method=NONPRIVATE, strategy=strategy, blurred_only=blurred, seed=seed)
         for strategy in self.strategies:
             for clip in self.clip_norms:
                 for method in self.methods:
@@ -84,14 +85,14 @@ class Grid:
                         extra = self.extra_seeds.get(strategy, ()) if eps == top else ()
                         for seed in self.seeds[strategy] + extra:
                             add(method=method, strategy=strategy, clip_norm=clip, epsilon=eps, seed=seed)
-        for source in self.fdp_publics:
+        for method, source in ((m, s) for m, p in METHODS.items() for s in p.other_sources if s in self.fdp_publics):
             for eps in self.epsilons:
-                add(method="fdp", fdp_public=source, strategy="finetune", clip_norm=self.fdp_clip_norm, epsilon=eps,
+                add(method=method, fdp_public=source, strategy="finetune", clip_norm=self.fdp_clip_norm, epsilon=eps,
                     seed=self.seeds["finetune"][0])
         for n in self.regime_n:
             seeds = self.seeds["finetune"] + self.extra_seeds.get("finetune", ())
             for seed in seeds:
-                add(method="nonprivate", strategy="finetune", n_private=n, seed=seed)
+                add(method=NONPRIVATE, strategy="finetune", n_private=n, seed=seed)
                 for clip in self.clip_norms:
                     for method in self.methods:
                         add(method=method, strategy="finetune", n_private=n, clip_norm=clip, epsilon=top, seed=seed)
@@ -122,7 +123,7 @@ class Grid:
         base = make_config(preset, **overrides)
         out = []
         for sigma in self.view_sigmas:
-            out += [base.replace(method="nonprivate", strategy="finetune", blurred_only=True, blur_sigma_256=sigma,
+            out += [base.replace(method=NONPRIVATE, strategy="finetune", blurred_only=True, blur_sigma_256=sigma,
                                  seed=seed) for seed in self.baseline_seeds.get("finetune", ())]
             out += self._cell(base, [m for m in self.methods if METHODS[m].public_gradient],
                               epsilon=max(self.epsilons), blur_sigma_256=sigma)
