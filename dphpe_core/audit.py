@@ -3,15 +3,8 @@ lower bound from how well a white-box attacker guesses them.
 
     dphpe audit --preset smoke --method dpsgd --sabotage noise-div-10
 
-Steinke, Nasr and Jagielski (2023, "Privacy auditing with one (1) training run", arXiv 2305.08846)
-audit a mechanism in a single training run. m canaries each get an independent fair bit S_i; the
-attacker scores every canary without looking at S, guesses for the highest and the lowest scores
-and abstains on the rest. For an (epsilon, delta)-DP mechanism the number of correct guesses v out
-of r is dominated by Binomial(r, e^eps / (1 + e^eps)) up to a term of order 2 m delta (their
-Theorem 3.1 with Appendix D); the largest epsilon those guesses reject at significance alpha is a
-lower bound on the epsilon the mechanism really spends. A bound above the claimed epsilon is a
-privacy bug; a bound near zero is what a correct mechanism at epsilon <= 1 gives, and is no proof
-of privacy (an audit only bounds from below).
+The method (Steinke, Nasr and Jagielski 2023) and its statistics: audit_stats.py; the audits the book
+shows: audits.py.
 
 The canaries live in gradient space. The model gets a canary layer (`m` weights) that no crop ever
 touches; canary i is a row whose per-sample gradient is 10 C along weight i. Each step, every
@@ -39,117 +32,20 @@ would erase the canary layer (no public gradient spans it) and report a vacuous 
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from .audit_stats import best_bound, power_ceiling, powered_settings
 from .config import Config
-from .methods import METHOD_NAMES, METHODS, PRIVATE_METHODS, REFERENCE, label
+from .methods import METHODS, PRIVATE_METHODS, label
 
 SABOTAGE = ("none", "noise-div-10", "no-clip")
 ACCOUNTING = ("honest", "paper")
 CANARY_SCALE = 10.0          # a canary's gradient norm in units of C (well above the clipping norm)
-
-
-def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
-    """P[v or more correct of r guesses] for an (epsilon, delta)-DP mechanism with m canaries: the
-    Binomial(r, e^eps / (1 + e^eps)) tail plus the delta term of Steinke et al.'s Theorem 3.1 (for
-    approximate DP: 2 m delta times the largest average of the tail below v), capped at 1.
-
-    >>> round(p_value(100, 100, 60, 0.0, 0.0), 4)        # a fair coin: 60 of 100 or more
-    0.0284
-    """
-    from scipy.stats import binom
-    if not 0 <= v <= r <= m:
-        raise ValueError(f"expected 0 <= correct ({v}) <= guesses ({r}) <= canaries ({m})")
-    q = 1.0 / (1.0 + math.exp(-epsilon))
-    tail = float(binom.sf(v - 1, r, q))
-    # the largest average of the tail below v: max over i of (pmf(v-1) + ... + pmf(v-i)) / i
-    below = np.cumsum(binom.pmf(np.arange(v - 1, -1, -1), r, q)) if v else np.zeros(0)
-    worst = float((below / np.arange(1, v + 1)).max()) if v else 0.0
-    return min(1.0, tail + 2 * m * delta * max(worst, 0.0))
-
-
-def epsilon_lower_bound(canaries: int, guesses: int, correct: int, *, delta: float, alpha: float = 0.05) -> float:
-    """The largest epsilon that `correct` of `guesses` guesses reject at significance alpha (0 when
-    even epsilon 0 is not rejected).
-
-    >>> epsilon_lower_bound(1000, 100, 50, delta=1e-5)      # chance: nothing rejected
-    0.0
-    >>> round(epsilon_lower_bound(1000, 100, 100, delta=0.0), 2)   # all right: the ceiling of 100 guesses
-    3.49
-    """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha={alpha}: expected a number in (0, 1)")
-    if p_value(canaries, guesses, correct, 0.0, delta) >= alpha:
-        return 0.0
-    lo, hi = 0.0, 1.0
-    while p_value(canaries, guesses, correct, hi, delta) < alpha:
-        lo, hi = hi, 2 * hi
-        if hi > 100:
-            return lo
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if p_value(canaries, guesses, correct, mid, delta) < alpha else (lo, mid)
-    return lo
-
-
-def guess_counts(m: int) -> list[int]:
-    """The k (guesses on each side) that best_bound tries for m canaries."""
-    return sorted({k for k in (m // 100, m // 40, m // 20, m // 10, m // 4, m // 2) if k >= 1})
-
-
-def power_ceiling(canaries: int, *, delta: float, rules: int = 1, alpha: float = 0.05) -> float:
-    """The largest bound an audit with `canaries` canaries and `rules` attack rules can ever report at
-    this delta: every guess right, at the best k. Below the claimed epsilon, the audit cannot catch a
-    mechanism that spends more than it claims, however broken.
-
-    >>> round(power_ceiling(1000, delta=1e-5), 2), power_ceiling(500, delta=0.01)
-    (5.27, 0.0)
-    """
-    ks = guess_counts(canaries)
-    return max(epsilon_lower_bound(canaries, 2 * k, 2 * k, delta=delta, alpha=alpha / (len(ks) * rules)) for k in ks)
-
-
-def powered_settings(claim: float, *, canaries: int, delta: float, rules: int = 1, alpha: float = 0.05) -> str:
-    """In words: the canaries (at this delta) or the delta (with these canaries) whose ceiling reaches `claim`."""
-    out = []
-    m = canaries                 # more canaries help only while 2 m delta stays small against alpha
-    while 2 * m * delta < alpha and power_ceiling(m, delta=delta, rules=rules, alpha=alpha) < claim:
-        m *= 2
-    if 2 * m * delta < alpha:
-        out.append(f"{m} canaries at delta {delta:g}")
-    d = delta
-    while d > 1e-12 and power_ceiling(canaries, delta=d, rules=rules, alpha=alpha) < claim:
-        d /= 10
-    if d > 1e-12:
-        out.append(f"delta {d:g} with {canaries} canaries")
-    return " or ".join(out) or "no setting of canaries, or of delta down to 1e-12"
-
-
-def best_bound(scores: dict[str, np.ndarray], bits: np.ndarray, *, delta: float, alpha: float = 0.05,
-               ks=None) -> dict:
-    """Guess S_i = 1 for the k highest and S_i = 0 for the k lowest scores, for every attack rule in
-    `scores` and every k in `ks`; the best bound with alpha split evenly over all tries (Bonferroni)."""
-    m = len(bits)
-    ks = ks or guess_counts(m)
-    tries = len(ks) * len(scores)
-    best = {"epsilon_lower_bound": 0.0, "guesses": 0, "correct": 0, "rule": None, "k": None, "tries": tries}
-    for rule, s in scores.items():
-        order = np.argsort(s, kind="stable")
-        for k in ks:
-            low, high = order[:k], order[-k:]
-            correct = int(bits[high].sum() + (1 - bits[low]).sum())
-            bound = epsilon_lower_bound(m, 2 * k, correct, delta=delta, alpha=alpha / tries)
-            if bound > best["epsilon_lower_bound"] or best["rule"] is None:
-                best.update(epsilon_lower_bound=bound, guesses=2 * k, correct=correct, rule=rule, k=k)
-    return best
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,7 +197,7 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
     from .data import build_data
     from .loop import fit, resolve_device, steps_per_epoch
     from .privacy import privacy_plan
-    from .results import provenance
+    from .provenance import provenance
     from .start import build_model
     if not METHODS[cfg.method].private:
         raise ValueError(f"method={cfg.method!r} claims no epsilon: audit one of {', '.join(PRIVATE_METHODS)}")
@@ -359,86 +255,3 @@ def run_audit(cfg: Config, *, canaries: int = 1000, seed: int = 0, accounting: s
                        provenance=provenance(device, method=cfg.method))
 
 
-def save_audit(result: AuditResult, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(result), indent=1, sort_keys=True) + "\n")
-    return path
-
-
-# -- the audits a book shows ----------------------------------------------------------------------
-
-# (method, fdp_public, accounting, sabotage, config changes): every method and feature-DP variant
-# honestly, the two sabotaged mechanisms, and the paper's accounting of the paper's feature DP (its
-# script's lambda of 1: how visible the same-batch leak is depends on the public term's weight) with
-# the same and an independent batch
-PAPER_FDP = dict(public_weight_fdp=1.0)
-# (the method table's audit_sources and paper_audit_sources; the sabotage on the reference method)
-AUDITS = (tuple((m, src, "honest", "none", {}) for m, p in METHODS.items() for src in p.audit_sources) +
-          tuple((REFERENCE, "independent", "honest", s, {}) for s in SABOTAGE[1:]) +
-          tuple((m, src, "paper", "none", PAPER_FDP) for m, p in METHODS.items() for src in p.paper_audit_sources))
-# per preset: the cell audited (finetuning, epsilon 0.8, C 0.1) and what the preset must change for
-# an audit to mean anything (smoke: delta 0.01 would make 2 m delta exceed alpha; a batch of one
-# gives the small sampling rate and the many steps of the real study)
-AUDIT_CELL = dict(strategy="finetune", epsilon=0.8, clip_norm=0.1, seed=0)
-AUDIT_OVERRIDES = {"smoke": dict(delta=1e-5, expected_batch_size=1), "embedded": {}, "paper": {}}
-
-
-def audit_path(cfg: Config, *, canaries: int, seed: int, accounting: str, sabotage: str) -> Path:
-    import hashlib
-    from .data import data_fingerprint
-    from .results import run_key
-    key = json.dumps([run_key(cfg.hash(), data_fingerprint(cfg)), canaries, seed, accounting, sabotage], sort_keys=True)
-    return Path(cfg.results_dir) / cfg.preset / "audits" / f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
-
-
-def load_audit(path) -> AuditResult:
-    return AuditResult(**json.loads(Path(path).read_text()))
-
-
-def audit_book(preset: str, *, canaries: int = 1000, fresh: bool = False, progress: bool = True,
-               ran: list | None = None, **overrides) -> list[AuditResult]:
-    """The preset's audits (AUDITS), each stored by config and audit settings under
-    results/<preset>/audits/ and reused; `fresh` runs them again. The ones run (not reused) are
-    appended to `ran` where given."""
-    from .config import make_config
-    out = []
-    for method, public, accounting, sabotage, changes in AUDITS:
-        cfg = make_config(preset, **{**AUDIT_OVERRIDES.get(preset, {}), **AUDIT_CELL, **changes, **overrides,
-                                     "method": method, "fdp_public": public})
-        path = audit_path(cfg, canaries=canaries, seed=0, accounting=accounting, sabotage=sabotage)
-        if path.is_file() and not fresh:
-            out.append(load_audit(path))
-            continue
-        r = run_audit(cfg, canaries=canaries, accounting=accounting, sabotage=sabotage, progress=False)
-        save_audit(r, path)
-        if progress:
-            print(f"audit: {r.summary()}", flush=True)
-        if ran is not None:
-            ran.append(r)
-        out.append(r)
-    return out
-
-
-def ceiling(a: AuditResult) -> float:
-    """The audit's power ceiling: stored, or (an audit from before it was stored) recomputed from its
-    canaries, delta and attack rules."""
-    if a.ceiling == a.ceiling:
-        return a.ceiling
-    pairs = METHODS[a.method].public_gradient and a.fdp_public != "public-set"
-    return power_ceiling(a.canaries, delta=a.delta, rules=4 if pairs else 1)
-
-
-def audit_table(audits: list[AuditResult]):
-    """One row per audit for the book."""
-    import pandas as pd
-    rows = [{"method": METHOD_NAMES[a.method] + (f" ({a.fdp_public})" if METHODS[a.method].public_gradient else ""),
-             "accounting": "the paper's" if a.accounting == "paper" else "its own",
-             "sabotage": "" if a.sabotage == "none" else a.sabotage, "neighbours": a.neighbouring,
-             "lambda": "" if a.public_weight != a.public_weight else f"{a.public_weight:g}",
-             "claimed epsilon": round(a.epsilon_claimed, 3), "lower bound": round(a.epsilon_lower_bound, 3),
-             "bound > claim": "YES" if a.epsilon_lower_bound > a.epsilon_claimed else "",
-             "power": "no power" if ceiling(a) < a.epsilon_claimed else f"up to {ceiling(a):.2f}",
-             "right / guesses": f"{a.correct} / {a.guesses}", "canaries": a.canaries,
-             "wall (s)": round(a.wall_s)} for a in audits]
-    return pd.DataFrame(rows).set_index(["method", "accounting", "sabotage"])

@@ -246,7 +246,7 @@ def gpu_check(*, batches=(32, 64, 128, 256, 512, 1024), steps: int = 10, tf32: b
 
     import torch
 
-    from .results import provenance
+    from .provenance import provenance
     if not torch.cuda.is_available():
         raise ValueError("gpu_check needs a CUDA device; none is available here")
     unknown = set(presets) - {"embedded", "paper"}

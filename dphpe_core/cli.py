@@ -280,7 +280,8 @@ def cmd_tune(args) -> None:
 
 
 def cmd_audit(args) -> None:
-    from .audit import audit_book, audit_table, run_audit, save_audit
+    from .audit import run_audit
+    from .audits import audit_book, audit_table, save_audit
     if args.all:
         ran = []
         audits = audit_book(args.preset, canaries=args.canaries, fresh=args.fresh,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 
 from .methods import PRIVATE_METHODS
-from .results import METHOD_NAMES, at_full_size, ci95, main_grid, paper_grid
+from .results import METHOD_NAMES, at_full_size, main_grid, paper_grid
+from .intervals import ci95
 
 SUPPORT_SHARE = 0.75
 
@@ -278,7 +279,8 @@ def with_public_only(stats, frame, *, by=("strategy", "clip_norm", "Method")):
     every feature-DP and hybrid curve: the blurred-only baseline of its strategy, from `frame` (the
     summary the stats came from, or paper_results())."""
     import pandas as pd
-    from .results import METHOD_NAMES, ci95
+    from .results import METHOD_NAMES
+    from .intervals import ci95
     base = blurred_only(frame)
     names = [METHOD_NAMES[m] for m in PUBLIC_VIEW_METHODS]
     curves = stats[stats.Method.isin(names) & stats.strategy.isin(base)][list(by)].drop_duplicates()
@@ -301,7 +303,8 @@ def public_only_comparison(frame, *, epsilon: float | None = None):
     highest mean) at `epsilon` (the grid's largest), each with its mean, its 95% interval where there are
     seeds, and how far it sits above the baseline (with the interval of that difference)."""
     import pandas as pd
-    from .results import METHOD_NAMES, ci95
+    from .results import METHOD_NAMES
+    from .intervals import ci95
     base = blurred_only(frame)
     grid = main_grid(frame) if "fdp_public" in frame else frame[frame.method != "nonprivate"]
     epsilon = float(grid.epsilon.max()) if epsilon is None else epsilon
@@ -331,7 +334,7 @@ def public_only_text(table) -> str:
     """public_only_comparison in a sentence per strategy: the baseline, then how far each method sits
     from it, in points with the 95% interval of the difference."""
     from .methods import METHODS
-    from .results import ci_text
+    from .intervals import ci_text
     names = {"finetune": "in finetuning", "full": "in full finetuning", "scratch": "from scratch"}
     out = []
     for strategy, rows in table.groupby("strategy", sort=False):

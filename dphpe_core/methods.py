@@ -30,7 +30,7 @@ class Parts:
     version: int = 1               # the training code's version for this method (see above)
     # the public sources (fdp_public) beyond the default that the sweep runs it with (Grid.fdp_publics)
     other_sources: tuple[str, ...] = ()
-    # the book's audits of it (audit.AUDITS): honestly with these public sources, and under the paper's
+    # the book's audits of it (audits.AUDITS): honestly with these public sources, and under the paper's
     # accounting with these (the paper's feature DP)
     audit_sources: tuple[str, ...] = ()
     paper_audit_sources: tuple[str, ...] = ()

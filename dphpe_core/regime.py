@@ -17,7 +17,8 @@ import math
 from .config import make_config
 from .methods import NONPRIVATE, REFERENCE
 from .findings import PUBLIC_VIEW_METHODS, difference, recovery
-from .results import METHOD_NAMES, at_full_size, ci95, paper_grid, seed_stats
+from .results import METHOD_NAMES, at_full_size, paper_grid
+from .intervals import ci95, seed_stats
 
 PAPER_CELL_EPSILONS = (0.8, 0.2)      # the paper's epsilons whose DP-SGD costs the paper-equivalent cells match
 
@@ -274,7 +275,7 @@ def paper_cell_comparison(df, paper):
     epsilon the cell stands for (finetuning, the paper's best C), both as text: 'mean ± 95%'."""
     import pandas as pd
 
-    from .results import mean_ci_text
+    from .intervals import mean_ci_text
     cells = paper_cells(df, paper)
     ours = paper_cell_table(df)
     if cells.empty or ours.empty:
@@ -314,7 +315,7 @@ def findings_at_cells(df):
 def view_table(view):
     """view_axis as the book's table: a row per method, a column per blur ('0.62 px (0.96)': sigma on our
     crops and the blurred-only share), cells 'mean ± 95%'."""
-    from .results import mean_ci_text
+    from .intervals import mean_ci_text
     table = view.assign(cell=mean_ci_text(view), blur=[f"{p:.2f} px ({r:.2f})" for p, r in zip(view.blur_px, view.ratio)])
     table = table.pivot(index="Method", columns="blur", values="cell")
     table.columns.name = "blur sigma (blurred-only share)"
@@ -324,7 +325,7 @@ def view_table(view):
 def optimizer_gains_table(axis):
     """optimizer_axis as the book's table: per epsilon and method, its points over DP-SGD under each
     optimizer ('mean ± 95%' of the difference over seeds)."""
-    from .results import mean_ci_text
+    from .intervals import mean_ci_text
     gains = axis[axis.method != REFERENCE]
     gains = gains.assign(cell=mean_ci_text(gains, "points", "points_ci"))
     return gains.pivot(index=["epsilon", "Method"], columns="optimizer", values="cell").sort_index(ascending=[False, True])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,46 +274,6 @@ def main_grid(df):
     return private[private.fdp_public.isin(("", Config.fdp_public))]
 
 
-def ci95(sd: float, n: int) -> float:
-    """Half-width of the 95% t-interval of a mean of n seeds with standard deviation sd (nan for n < 2).
-
-    >>> round(ci95(1.0, 3), 3)
-    2.484
-    """
-    from scipy.stats import t
-    return float(t.ppf(0.975, n - 1) * sd / n ** 0.5) if n > 1 else float("nan")
-
-
-def t_interval(values) -> tuple[float, float]:
-    """The 95% t-interval of the mean of `values` (a point for one value): seaborn's `errorbar=`."""
-    import numpy as np
-    v = np.asarray(values, float)
-    half = ci95(float(v.std(ddof=1)), len(v)) if len(v) > 1 else 0.0
-    return float(v.mean() - half), float(v.mean() + half)
-
-
-def seed_stats(df, by: list[str], value: str = "pckh_mean"):
-    """Mean, standard deviation, seed count and the 95% t-interval half-width of `value` per group."""
-    g = df.groupby(by, dropna=False)[value]
-    out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    out["ci95"] = [ci95(sd, n) for n, sd in zip(out.n, out.sd)]
-    return out
-
-
-def ci_text(half: float, digits: int = 1) -> str:
-    """'± 1.2, 95% interval over seeds', or what a single seed allows.
-
-    >>> ci_text(1.234), ci_text(float("nan"))
-    ('± 1.2, 95% interval over seeds', 'a single seed: no interval')
-    """
-    return "a single seed: no interval" if half != half else f"± {half:.{digits}f}, 95% interval over seeds"
-
-
-def mean_ci_text(stats, value: str = "mean", err: str = "ci95", digits: int = 1):
-    """'61.2 ± 1.4' per row of seed_stats (the mean alone where there is one seed)."""
-    return [f"{m:.{digits}f}" + ("" if e != e else f" ± {e:.{digits}f}") for m, e in zip(stats[value], stats[err])]
-
-
 def best_clip(df, strategy: str, epsilon: float) -> float:
     """The clipping norm with the highest mean PCKh over private methods at (strategy, epsilon)."""
     cell = main_grid(df)
@@ -328,53 +287,3 @@ def paper_results():
     return pd.read_csv(PAPER_RESULTS, comment="#")
 
 
-def gap_recovery(method: float, dpsgd: float, nonprivate: float) -> float:
-    """The share of the privacy-induced gap a method wins back, as the paper defines it:
-    (method - DP-SGD) / (non-private - DP-SGD).
-
-    >>> round(gap_recovery(82.61, 63.85, 89.36), 3)     # the paper's "recovers 73%"
-    0.735
-    """
-    return (method - dpsgd) / (nonprivate - dpsgd)
-
-
-def _git(*args: str) -> str | None:
-    import subprocess
-    try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux' /proc/cpuinfo), else what platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def provenance(device, *, method: str | None = None) -> dict:
-    """Where a result comes from: the code's git commit and whether the package's code (dphpe_core/,
-    pyproject.toml) had uncommitted changes ("unknown" outside a git checkout), the training-code
-    version of `method` (if given), package versions, CPU model, torch threads and the device (with
-    the GPU's name)."""
-    import torch
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--", ".", "../pyproject.toml") if commit else None
-    gpu = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
-    return {"commit": commit or "unknown", "clean": (status == "") if commit else "unknown",
-            **({"training_version": training_version(method)} if method else {}), **versions(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
-            "device": str(device), "gpu": gpu}
-
-
-def versions() -> dict:
-    import numpy
-    import opacus
-    import torch
-    return {"python": platform.python_version(), "torch": torch.__version__, "opacus": opacus.__version__,
-            "numpy": numpy.__version__, "machine": platform.machine()}

@@ -168,7 +168,7 @@ def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False)
     """The public pretraining's weights for `cfg`: read from start_path(cfg), else trained (`pretrain`
     on the whole public split) and stored there with its provenance. `fresh` trains it again even
     when it is stored. No private or val crop is read."""
-    from . import results
+    from .provenance import provenance
     path = start_path(cfg)
     if path.is_file() and not fresh:
         return read_weights(path, rebuild=f"delete it and run `dphpe pretrain --preset {cfg.preset} --fresh`")
@@ -180,7 +180,7 @@ def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False)
     path.with_suffix(".tmp").replace(path)
     info = {"key": pretrain_key(cfg), "pretrain_version": PRETRAIN_VERSION, "wall_s": time.perf_counter() - t0,
             "fields": {f: getattr(cfg, f) for f in PRETRAIN_FIELDS}, "n_public": len(public),
-            "provenance": results.provenance(resolve_device(cfg), method=NONPRIVATE)}
+            "provenance": provenance(resolve_device(cfg), method=NONPRIVATE)}
     path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return state
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import results
+from .provenance import provenance, versions
 from .config import Config
 from .data import build_data, data_fingerprint
 from .loop import evaluate, fit, image_view, resolve_device
@@ -45,8 +46,8 @@ def train(cfg: Config, *, progress: bool = True, model_path=None) -> results.Run
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, model_path)
     return results.RunResult(config=cfg.to_dict(), config_hash=cfg.hash(), pckh=pckh, pckh01=pckh01, curves=curves,
                              wall_s=time.perf_counter() - t0, peak_mem_mb=peak, device=str(device),
-                             versions=results.versions(), privacy=mech.privacy, guarantee=mech.guarantee,
-                             mechanism=mech.stats(), provenance=results.provenance(device, method=cfg.method),
+                             versions=versions(), privacy=mech.privacy, guarantee=mech.guarantee,
+                             mechanism=mech.stats(), provenance=provenance(device, method=cfg.method),
                              training_version=results.training_version(cfg.method),
                              data_fingerprint=data_fingerprint(cfg))
 

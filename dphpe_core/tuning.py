@@ -155,7 +155,7 @@ def _stand_in_setup(cfg: Config, *, progress: bool):
 
 def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides) -> dict:
     """The tuning table and the chosen values for `preset` (stored in tuning_path; `fresh` reruns it)."""
-    from . import results
+    from .provenance import provenance
     cfg = make_config(preset, **overrides)
     path = tuning_path(cfg)
     if path.is_file() and not fresh:
@@ -179,7 +179,7 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
         notes.append({"method": method, "field": name, "chosen": chosen[name], "note": why})
     out = {"preset": preset, "epsilon": epsilon, "epsilon_real": max(grid.epsilons), "n_real": n_real, "clip_norm": clip, "steps_per_epoch": steps,
            "split": {k: len(v) for k, v in data.items()}, "split_seed": TUNING_SEED, "rows": rows, "stages": notes, "chosen": chosen,
-           "wall_s": time.perf_counter() - t0, "provenance": results.provenance(device)}
+           "wall_s": time.perf_counter() - t0, "provenance": provenance(device)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     return out
@@ -265,7 +265,7 @@ def axis_epsilons(preset: str) -> tuple[float, ...]:
 def tune_optimizers(preset: str, *, progress: bool = True, fresh: bool = False, **overrides) -> dict:
     """Per optimizer and epsilon of the axis: DP-SGD's learning rate on the stand-in (stored in
     optimizer_tuning_path; `fresh` reruns it). Reads no private or val crop, as tune()."""
-    from . import results
+    from .provenance import provenance
     cfg = make_config(preset, **overrides)
     path = optimizer_tuning_path(cfg)
     if path.is_file() and not fresh:
@@ -289,7 +289,7 @@ def tune_optimizers(preset: str, *, progress: bool = True, fresh: bool = False, 
             notes.append({"optimizer": optimizer, "epsilon_real": eps, "chosen": best, "note": why})
     out = {"preset": preset, "n_real": n_real, "clip_norm": clip, "split": {k: len(v) for k, v in data.items()},
            "split_seed": TUNING_SEED, "rows": rows, "stages": notes, "chosen": chosen,
-           "wall_s": time.perf_counter() - t0, "provenance": results.provenance(device)}
+           "wall_s": time.perf_counter() - t0, "provenance": provenance(device)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     return out

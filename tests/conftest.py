@@ -70,7 +70,7 @@ def smoke_book(tmp_path_factory):
     tune("smoke", progress=False, results_dir=str(results_dir))
     tune_optimizers("smoke", progress=False, results_dir=str(results_dir))
     sweep("smoke", jobs=1, progress=False, results_dir=str(results_dir))
-    from dphpe_core.audit import audit_book
+    from dphpe_core.audits import audit_book
     audit_book("smoke", progress=False, results_dir=str(results_dir))
     executed = run_notebooks("smoke", root / "book", repo=REPO, results_dir=results_dir, jobs=2)
     return root, executed

@@ -8,7 +8,8 @@ import pytest
 from scipy.stats import binom
 
 from dphpe_core import make_config
-from dphpe_core.audit import best_bound, epsilon_lower_bound, p_value, run_audit
+from dphpe_core.audit import run_audit
+from dphpe_core.audit_stats import best_bound, epsilon_lower_bound, p_value
 
 
 def test_p_value_is_the_binomial_tail_without_delta():
@@ -105,7 +106,7 @@ def test_cli_prints_the_table_and_writes_the_fields(audit_cfg, tmp_path, capsys)
 
 
 def test_the_power_ceiling_is_the_bound_of_a_perfect_attacker():
-    from dphpe_core.audit import guess_counts, power_ceiling
+    from dphpe_core.audit_stats import guess_counts, power_ceiling
     bits = np.random.default_rng(3).permutation(np.repeat([0, 1], 500))    # balanced: every k can be all right
     perfect = best_bound({"perfect": bits.astype(float)}, bits, delta=1e-5)
     assert perfect["correct"] == perfect["guesses"]
@@ -124,5 +125,5 @@ def test_an_audit_without_power_is_refused_or_labelled(audit_cfg, capsys):
         run_audit(cfg, canaries=500, sabotage="no-clip", progress=False)
     r = run_audit(cfg, canaries=500, sabotage="no-clip", progress=False, allow_no_power=True)
     assert r.ceiling == 0.0 < r.epsilon_claimed
-    from dphpe_core.audit import audit_table
+    from dphpe_core.audits import audit_table
     assert audit_table([r]).iloc[0]["power"] == "no power"

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from dphpe_core import config
-from dphpe_core.audit import AUDITS, SABOTAGE
+from dphpe_core.audit import SABOTAGE
+from dphpe_core.audits import AUDITS
 from dphpe_core.methods import METHODS, NONPRIVATE, PRIVATE_METHODS, PROJECTING, REFERENCE, label
 from dphpe_core.sweep import GRIDS
 

@@ -2,7 +2,7 @@ import pytest
 
 from dphpe_core import make_config
 
-from dphpe_core import results
+from dphpe_core import intervals, results
 from dphpe_core.sweep import GRIDS, MAP_PARTS, grid_configs, map_only_hashes, mark_parts, run_sweep, write_summary
 
 
@@ -129,7 +129,7 @@ def test_the_papers_numbers_are_kept_as_published():
     assert head.pckh_mean.tolist() == [82.61]
     base = paper.query("strategy == 'finetune' and method == 'nonprivate' and not blurred_only").pckh_mean.iloc[0]
     low = paper.query("strategy == 'finetune' and method == 'dpsgd' and clip_norm == 0.01 and epsilon == 0.2")
-    assert round(results.gap_recovery(82.61, low.pckh_mean.iloc[0], base), 2) == 0.74   # "recovers 73%"
+    assert round(intervals.gap_recovery(82.61, low.pckh_mean.iloc[0], base), 2) == 0.74   # "recovers 73%"
     assert len(paper) == 6 + 2 * 3 * 4 * 4 - 1                       # one cell is missing from the figure
 
 
