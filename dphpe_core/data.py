@@ -226,7 +226,7 @@ class DataBundle:
 
 
 def _synthpose(cfg: Config, split: str, n: int) -> SynthPoseSource:
-    from .synthpose import load_split
+    from .synthcache import load_split
     arrays = load_split(split, n, height=cfg.input_h, width=cfg.input_w, seed=cfg.data_seed, cache_dir=cfg.cache_dir)
     return SynthPoseSource(arrays, split)
 

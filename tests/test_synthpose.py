@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from dphpe_core import body
+from dphpe_core import synthcache
 from dphpe_core import synthpose as sp
 from dphpe_core.pckh import J
 
@@ -24,7 +26,7 @@ def test_shapes_and_types(chunk):
     assert chunk["images"].shape == (n, 128, 96, 3) and chunk["images"].dtype == np.uint8
     assert chunk["joints"].shape == (n, 16, 2) and chunk["joints_vis"].shape == (n, 16)
     assert chunk["head_box"].shape == (n, 4)
-    for name in sp.ATTRIBUTE_NAMES:
+    for name in body.ATTRIBUTE_NAMES:
         assert f"attr_{name}" in chunk
 
 
@@ -51,13 +53,13 @@ def test_head_box_is_a_square_of_the_head_length(chunk):
 
 def test_skeleton_bone_lengths_follow_the_proportions():
     rng = np.random.default_rng(0)
-    p = sp.sample_people(rng, 50, sp.DOMAINS["private"])
-    j = sp.skeleton_3d(p)
+    p = body.sample_people(rng, 50, body.DOMAINS["private"])
+    j = body.skeleton_3d(p)
     scale = p["height"] * p["limb_length"]
     for a, b, key in (("r_shoulder", "r_elbow", "uarm"), ("l_elbow", "l_wrist", "farm"),
                       ("r_hip", "r_knee", "thigh"), ("l_knee", "l_ankle", "shin")):
         length = np.linalg.norm(j[:, J[a]] - j[:, J[b]], axis=1)
-        assert np.allclose(length, sp._L[key] * scale), key
+        assert np.allclose(length, body.LENGTHS[key] * scale), key
     # knees never bend forwards: the shin turns back relative to the thigh
     bend = np.degrees(p["angles"][:, 12])
     assert np.all((bend >= 0) & (bend <= 140))
@@ -90,12 +92,12 @@ def test_public_and_private_domains_look_different():
 
 
 def test_cache_is_reused(tmp_path, monkeypatch):
-    a = sp.load_split("val", 40, height=64, width=48, seed=1, cache_dir=str(tmp_path), progress=False)
+    a = synthcache.load_split("val", 40, height=64, width=48, seed=1, cache_dir=str(tmp_path), progress=False)
     monkeypatch.setattr(sp, "render_split", lambda *a, **k: pytest.fail("re-rendered a cached split"))
-    b = sp.load_split("val", 40, height=64, width=48, seed=1, cache_dir=str(tmp_path), progress=False)
+    b = synthcache.load_split("val", 40, height=64, width=48, seed=1, cache_dir=str(tmp_path), progress=False)
     for k in a:
         assert np.array_equal(a[k], b[k])
-    assert sp.cache_path(str(tmp_path), "val", 40, 64, 48, 1).name.startswith(f"v{sp.GENERATOR_VERSION}-")
+    assert synthcache.cache_path(str(tmp_path), "val", 40, 64, 48, 1).name.startswith(f"v{sp.GENERATOR_VERSION}-")
 
 
 @pytest.mark.parametrize("split, n, msg", [("train", 10, "unknown SynthPose split"), ("val", 0, "at least one")])
@@ -107,7 +109,7 @@ def test_bad_requests_are_refused(split, n, msg):
 def test_a_corrupt_or_mismatched_cache_names_its_file_and_how_to_rebuild(tmp_path):
     import json
 
-    from dphpe_core.synthpose import MANIFEST, cache_path, load_split
+    from dphpe_core.synthcache import MANIFEST, cache_path, load_split
     kw = dict(height=64, width=48, seed=0, cache_dir=str(tmp_path))
     first = load_split("val", 8, progress=False, **kw)
     folder = cache_path(str(tmp_path), "val", 8, 64, 48, 0)
