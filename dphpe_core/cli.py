@@ -1,8 +1,7 @@
 """The `dphpe` command.
 
     dphpe --help
-    dphpe config --preset embedded --set epsilon=0.4
-    dphpe data --preset smoke
+    dphpe config --preset embedded --set epsilon=0.4       # flags and --set: overrides.py
     dphpe eval-mpii preds.npy data/mpii/annot/gt_valid.mat
     dphpe bench --preset embedded --json bench/embedded.json
     dphpe bench-data --n 4096
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,41 +25,12 @@ import numpy as np
 from . import audit as audit_mod
 from . import config as config_mod
 from .methods import PRIVATE_METHODS, label
-
-
-BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-def _parse_sets(pairs: list[str]) -> dict:
-    """`key=value` strings -> overrides typed like the Config field they name. A field named twice, a
-    boolean that is not one of BOOLEANS and a value of the wrong type are refused, never guessed."""
-    types = {f.name: f.type for f in config_mod.fields(config_mod.Config)}
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        if key not in types:
-            config_mod.check_names({key: None}, context="--set")
-        if key in out:
-            raise SystemExit(f"{key} is given twice ({key}={out[key]!r} and {pair!r}; a flag such as --epsilon "
-                             f"sets its field too): give each field once")
-        kind = types[key]
-        if kind == "bool":
-            if value.lower() not in BOOLEANS:
-                raise SystemExit(f"--set {key}: expected a boolean, one of {', '.join(BOOLEANS)}; got {value!r}")
-            out[key] = BOOLEANS[value.lower()]
-            continue
-        try:
-            out[key] = {"int": int, "float": float, "str": str}[kind](value)
-        except ValueError:
-            raise SystemExit(f"--set {key}: expected a value of type {kind}, got {value!r}") from None
-    return out
+from .overrides import FIELD_FLAG, field_flags, parse_overrides
 
 
 def _cfg(args) -> config_mod.Config:
     try:
-        return config_mod.make_config(args.preset, **_parse_sets(args.set or []))
+        return config_mod.make_config(args.preset, **parse_overrides(args))
     except ValueError as e:
         raise SystemExit(str(e)) from None
 
@@ -90,7 +59,7 @@ def cmd_eval_mpii(args) -> None:
 
 def cmd_bench(args) -> None:
     from .bench import bench_strategies, format_steps
-    overrides = _parse_sets(args.set or [])
+    overrides = parse_overrides(args)
     if args.preset == "paper" and not __import__("torch").cuda.is_available():
         print("the paper preset on a CPU is slow: timing 3 steps after 1 warm-up", flush=True)
         args.steps, args.warmup = min(args.steps, 3), 1
@@ -109,24 +78,10 @@ def cmd_bench(args) -> None:
 
 
 def cmd_bench_gpu(args) -> None:
-    from .bench import format_steps, gpu_check
-
-    def report(result, run):                  # print and save each timing as it comes
-        if run is None:
-            print(f"{result['device']} (torch {result['torch']}, CUDA {result['cuda']}): clipped per-sample sums, "
-                  f"CUDA against CPU (float64, smoke model): largest relative difference "
-                  f"{result['relative_difference_cuda_vs_cpu']:.2e}", flush=True)
-        elif run.get("out_of_memory"):
-            print(f"{run['preset']}, {run['strategy']}, batch {run['batch']}: out of memory", flush=True)
-        else:
-            print(format_steps(run) + ("\n(TF32 on)" if run["tf32"] else "") + "\n", flush=True)
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=1))
-
+    from .bench_gpu import gpu_check, printing_report
     try:
         gpu_check(steps=args.steps, batches=tuple(int(b) for b in args.batches.split(",")), tf32=args.tf32,
-                  presets=tuple(args.presets.split(",")), report=report)
+                  presets=tuple(args.presets.split(",")), report=printing_report(args.json))
     except ValueError as e:
         raise SystemExit(str(e)) from None
     if args.json:
@@ -139,96 +94,13 @@ def cmd_bench_data(args) -> None:
     print(json.dumps(result, indent=2))
 
 
-def hide_plumbing(path) -> None:
-    """Tag the parameters cell and papermill's injected-parameters cell `remove-cell`: readers of the
-    book see neither (the notebook file keeps both)."""
-    import nbformat
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
-            tags.append("remove-cell")
-    nbformat.write(nb, path)
-
-
-# The kernels' own log (ipykernel's "KeyboardInterrupt caught in kernel" when a finished kernel is shut
-# down, and the like) says nothing a reader of make book's log can act on; an error in a cell still stops
-# the build through papermill, with its traceback
-KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
-
-
-def _kernel_manager_class():
-    """The kernel manager papermill starts each notebook's kernel with: nbclient's own, over IPC.
-
-    Over TCP (the default) ipykernel logs, at every start, that its traffic is unencrypted; a
-    `make book` printed that paragraph once per notebook and it buried the lines a reader needs. The
-    kernels run on this machine for this process only, so their sockets are files in a private
-    temporary folder instead (IPC, what the warning itself advises), and the warning has no cause.
-    """
-    import shutil
-    import tempfile
-
-    from jupyter_client import AsyncKernelManager
-    from traitlets import default
-
-    class LocalKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _transport_default(self):
-            return "ipc"
-
-        @default("ip")
-        def _ip_default(self):
-            return str(Path(tempfile.mkdtemp(prefix="dphpe-kernel-")) / "kernel")
-
-        async def _async_cleanup_resources(self, restart: bool = False) -> None:
-            await super()._async_cleanup_resources(restart=restart)
-            if not restart:
-                shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
-
-    return LocalKernelManager
-
-
-def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", results_dir="results",
-                  jobs: int = 1) -> list[Path]:
-    """Execute each notebook under notebooks/ with papermill (parameters `preset`, and `results_dir`
-    where the notebook has it) into out_dir, `jobs` kernels at a time (each reads results only)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import papermill as pm
-    repo = Path(repo).resolve()
-    paths = sorted(notebooks or (repo / "notebooks").glob("[0-9]*.ipynb"))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # the kernels run in the repository: a path relative to it keeps the build folder out of the notebooks
-    params = {"preset": preset, "results_dir": os.path.relpath(Path(results_dir).resolve(), repo)}
-    manager = _kernel_manager_class()
-
-    def run(nb) -> Path:
-        out = out_dir / Path(nb).name
-        t0 = time.perf_counter()
-        names = pm.inspect_notebook(str(nb))
-        pm.execute_notebook(str(nb), str(out), parameters={k: v for k, v in params.items() if k in names},
-                            cwd=str(repo), kernel_name="python3", progress_bar=False,
-                            kernel_manager_class=manager, extra_arguments=KERNEL_QUIET)
-        hide_plumbing(out)
-        print(f"notebook {Path(nb).name}: executed (preset={preset}) in {time.perf_counter() - t0:.0f} s -> {out}",
-              flush=True)
-        return out
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(run, paths))
-
-
 def cmd_notebooks(args) -> None:
+    from .runbook import run_notebooks
     run_notebooks(args.preset, args.out, results_dir=args.results_dir, jobs=args.jobs)
 
 
 def cmd_train(args) -> None:
     from .train import load_or_train
-    overrides = {k: v for k, v in (("method", args.method), ("strategy", args.strategy), ("epsilon", args.epsilon),
-                                   ("clip_norm", args.clip_norm), ("seed", args.seed),
-                                   ("fdp_public", args.fdp_public)) if v is not None}
-    args.set = (args.set or []) + [f"{k}={v}" for k, v in overrides.items()]
     result = load_or_train(_cfg(args))
     print(result.summary())
 
@@ -236,7 +108,7 @@ def cmd_train(args) -> None:
 def cmd_sweep(args) -> None:
     from . import results
     from .sweep import grid_configs, sweep
-    overrides = _parse_sets(args.set or [])
+    overrides = parse_overrides(args)
     try:
         configs = grid_configs(args.preset, **overrides)
         stored = 0 if args.fresh else sum(results.run_path(c).is_file() for c in configs)
@@ -265,13 +137,13 @@ def cmd_tune(args) -> None:
             print(f"optimizer tuning: the {args.preset} grid has no optimizer axis; nothing to tune")
             return
         stored, t0 = optimizer_tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
-        out = tune_optimizers(args.preset, fresh=args.fresh, **_parse_sets(args.set or []))
+        out = tune_optimizers(args.preset, fresh=args.fresh, **parse_overrides(args))
         how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
         chosen = "; ".join(f"{o} at epsilon {e}: lr {lr:g}" for o, by in out["chosen"].items() for e, lr in by.items())
         print(f"optimizer tuning: {how}; chosen {chosen} ({optimizer_tuning_path(cfg)})")
         return
     stored, t0 = tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
-    out = tune(args.preset, fresh=args.fresh, **_parse_sets(args.set or []))
+    out = tune(args.preset, fresh=args.fresh, **parse_overrides(args))
     how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
     chosen = ", ".join(f"{k}={v:g}" for k, v in out["chosen"].items())
     print(f"tuning: {how}; chosen {chosen} ({tuning_path(cfg)})")
@@ -285,14 +157,13 @@ def cmd_audit(args) -> None:
     if args.all:
         ran = []
         audits = audit_book(args.preset, canaries=args.canaries, fresh=args.fresh,
-                            ran=ran, **_parse_sets(args.set or []))
+                            ran=ran, **parse_overrides(args))
         if not args.brief:
             print(audit_table(audits).to_string())
         print(f"audits: {len(audits)}, {len(audits) - len(ran)} reused, {len(ran)} run")
         return
-    if not args.method:
+    if getattr(args, FIELD_FLAG + "method") is None:
         raise SystemExit("dphpe audit: give --method (one audit) or --all (the preset's audits for the book)")
-    args.set = (args.set or []) + [f"method={args.method}"] + ([f"fdp_public={args.fdp_public}"] if args.fdp_public else [])
     r = run_audit(_cfg(args), canaries=args.canaries, seed=args.seed, accounting=args.accounting,
                   sabotage=args.sabotage, allow_no_power=args.allow_no_power)
     print(f"{'method':<22}{'accounting':<12}{'sabotage':<14}{'claimed eps':>12}{'lower bound':>13}"
@@ -347,13 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=float, nargs="+", default=[0.5, 0.1])
     ev.set_defaults(func=cmd_eval_mpii)
     tr = with_config(sub.add_parser("train", help="train one configuration (or load its stored record)"))
-    tr.add_argument("--method", choices=config_mod.METHODS)
-    tr.add_argument("--strategy", choices=config_mod.STRATEGIES)
-    tr.add_argument("--fdp-public", choices=config_mod.FDP_PUBLIC,
-                    help="where fdp/hybrid take their blurred public batch from (default: independent)")
-    tr.add_argument("--epsilon", type=float)
-    tr.add_argument("--clip-norm", type=float)
-    tr.add_argument("--seed", type=int)
+    field_flags(tr, "method", "strategy", "fdp_public", "epsilon", "clip_norm", "seed")
     tr.set_defaults(func=cmd_train)
     sw = with_config(sub.add_parser("sweep", help="run a preset's whole grid (resumable) and write summary.csv"))
     sw.add_argument("--jobs", type=int, default=1, help="processes in parallel (torch threads are split among them)")
@@ -369,11 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the regime map's optimizer axis: DP-SGD's lr per optimizer and epsilon of the axis")
     tu.set_defaults(func=cmd_tune)
     au = with_config(sub.add_parser("audit", help="one-run privacy audit: canaries through a method's mechanism"))
-    au.add_argument("--method", choices=PRIVATE_METHODS)
+    field_flags(au, "method", "fdp_public", choices={"method": PRIVATE_METHODS})
     au.add_argument("--all", action="store_true", help="the preset's audits for the book (stored, reused)")
     au.add_argument("--fresh", action="store_true", help="with --all: run them again")
-    au.add_argument("--fdp-public", choices=config_mod.FDP_PUBLIC,
-                    help="where fdp/hybrid take their blurred public batch from (default: the preset's, independent)")
     au.add_argument("--canaries", type=int, default=1000)
     au.add_argument("--seed", type=int, default=0)
     au.add_argument("--accounting", default="honest", choices=audit_mod.ACCOUNTING,

@@ -59,7 +59,7 @@ def shared_fixture(name: str) -> Path:
 def smoke_book(tmp_path_factory):
     """A copy of the book's sources with every notebook executed by papermill on the smoke preset."""
     import shutil
-    from dphpe_core.cli import run_notebooks
+    from dphpe_core.runbook import run_notebooks
     root = tmp_path_factory.mktemp("book")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / name, root / name)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dphpe_core import make_config
-from dphpe_core.bench import gpu_check, stand_in
+from dphpe_core.bench_gpu import gpu_check, stand_in
 
 
 def test_gpu_check_refuses_without_cuda():
@@ -27,7 +27,7 @@ def test_the_stand_in_builds_the_presets_model_without_data_caches_or_downloads(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bench/gpu_check.sh runs it there)")
 def test_cuda_clipped_sums_equal_the_cpus():
-    from dphpe_core.bench import cuda_matches_cpu
+    from dphpe_core.bench_gpu import cuda_matches_cpu
     assert cuda_matches_cpu() < 1e-9
 
 
@@ -64,7 +64,7 @@ def test_gpu_check_reports_each_timing_and_stops_each_strategy_at_the_first_out_
     of the paper's full finetuning runs out of memory."""
     import json
 
-    from dphpe_core import bench
+    from dphpe_core import bench_gpu
     from dphpe_core.cli import main
     calls = []
 
@@ -79,8 +79,8 @@ def test_gpu_check_reports_each_timing_and_stops_each_strategy_at_the_first_out_
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Fake GPU")
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    monkeypatch.setattr(bench, "cuda_matches_cpu", lambda: 1e-15)
-    monkeypatch.setattr(bench, "bench_steps", fake_steps)
+    monkeypatch.setattr(bench_gpu, "cuda_matches_cpu", lambda: 1e-15)
+    monkeypatch.setattr(bench_gpu, "bench_steps", fake_steps)
     tf32_before = torch.backends.cuda.matmul.allow_tf32
     main(["bench-gpu", "--batches", "32,64,128,256", "--tf32", "--json", str(tmp_path / "g.json")])
     assert [c[:3] for c in calls] == [("embedded", "finetune", 256), ("embedded", "full", 256),
@@ -100,7 +100,7 @@ def test_gpu_check_reports_each_timing_and_stops_each_strategy_at_the_first_out_
 def test_gpu_figures_are_read_from_the_gpu_check_files_by_hand(tmp_path):
     import json
 
-    from dphpe_core.bench import gpu_run_figures, gpu_table
+    from dphpe_core.bench_gpu import gpu_run_figures, gpu_table
 
     def run(strategy, batch, nonprivate_s, dpsgd_s, tf32=False):
         t = {"nonprivate": nonprivate_s, "dpsgd": dpsgd_s}

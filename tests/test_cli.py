@@ -76,7 +76,7 @@ def test_notebook_kernels_run_over_ipc_so_the_log_holds_one_line_per_notebook(tm
     import tempfile
 
     import nbformat
-    from dphpe_core.cli import run_notebooks
+    from dphpe_core.runbook import run_notebooks
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell('preset = "smoke"', metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("print(preset * 2)")]
