@@ -24,7 +24,7 @@ def stand_in(preset: str, tmp_dir, *, n_private: int = 2048) -> dict:
     import torch
 
     from .config import make_config
-    from .model import for_config
+    from .strategies import for_config
     cfg = make_config(preset)
     path = f"{tmp_dir}/random-{preset}.pt"
     torch.manual_seed(0)
@@ -41,7 +41,7 @@ def cuda_matches_cpu(*, clip_norm: float = 0.1) -> float:
     from .config import make_config
     from .data import build_data, collate
     from .persample import clipped_grad_sum
-    from .model import for_config, set_strategy
+    from .strategies import for_config, set_strategy
     cfg = make_config("smoke", device="cpu")
     batch = collate(build_data(cfg).private_train.without_augmentation().batch(range(16)))
     torch.manual_seed(0)

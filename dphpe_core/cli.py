@@ -185,12 +185,12 @@ def cmd_sync_notebooks(args) -> None:
 
 
 def cmd_model(args) -> None:
-    from .model import count_macs
+    from .strategies import count_macs
     from .start import build_model
     cfg = _cfg(args)
     model = build_model(cfg) if args.pretrained else None
     if model is None:
-        from .model import for_config, set_strategy
+        from .strategies import for_config, set_strategy
         model = set_strategy(for_config(cfg), cfg.strategy)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -33,7 +33,8 @@ from .config import Config
 from .methods import NONPRIVATE
 from .data import PoseDataset, public_dataset
 from .loop import fit, resolve_device
-from .model import PoseModel, calibrate_affines, for_config, public_images, set_strategy
+from .model import PoseModel
+from .strategies import calibrate_affines, for_config, public_images, set_strategy
 
 PRETRAIN_VERSION = 3
 # the fields a start depends on: a run's other fields (method, epsilon, seed, ...) share one start

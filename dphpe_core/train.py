@@ -22,7 +22,8 @@ from .provenance import provenance, versions
 from .config import Config
 from .data import build_data, data_fingerprint
 from .loop import evaluate, fit, image_view, resolve_device
-from .model import PoseModel, for_config
+from .model import PoseModel
+from .strategies import for_config
 from .start import build_model, read_weights
 
 

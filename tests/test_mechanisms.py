@@ -9,7 +9,8 @@ from dphpe_core.privacy import privacy_plan
 from dphpe_core.mechanisms import dp_optimizer, make_optimizer, noise_only_step, physical_batches, public_gradient
 from dphpe_core.persample import clipped_grad_sum, per_sample_loss, trainable, wrap_for_per_sample_grads
 from dphpe_core.transforms import blur
-from dphpe_core.model import PoseModel, set_strategy
+from dphpe_core.model import PoseModel
+from dphpe_core.strategies import set_strategy
 
 CASES = [(size, hw, strategy) for size, hw in (("smoke", (64, 48)), ("embedded", (96, 72)))
          for strategy in ("finetune", "full", "scratch")]

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 
 from dphpe_core import accounting
 from dphpe_core.mechanisms import PUBLIC_SEED_OFFSET, SUBSPACE_SEED_OFFSET, IndependentBatches, rebuild_every
-from dphpe_core.model import PoseModel, set_strategy
+from dphpe_core.strategies import for_config, set_strategy
 from dphpe_core.train import fit, train
 
 VARIANTS = [("dpsgd", "independent"), ("pdp", "independent"), ("fdp", "independent"), ("fdp", "same-batch"),
@@ -86,7 +86,7 @@ def _instrumented_fit(cfg, bundle, method, fdp_public):
     cfg = cfg.replace(method=method, fdp_public=fdp_public, epochs=2, lr_decay_epoch=1)
     private, public = Recorder(bundle.private_train), Recorder(bundle.public)
     torch.manual_seed(0)
-    model = set_strategy(PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split), cfg.strategy)
+    model = set_strategy(for_config(cfg), cfg.strategy)
     _, mech = fit(model, cfg, private, val_set=None, device="cpu", desc="", progress=False, public_set=public)
     steps_per_epoch = mech.privacy["steps"] // cfg.epochs
     sampler = UniformWithReplacementSampler(num_samples=len(private), sample_rate=mech.privacy["sample_rate"],
@@ -137,7 +137,7 @@ def test_a_subspace_larger_than_the_public_split_allows_is_refused(smoke_cfg, sm
     record's layout said rank 100)."""
     from dphpe_core.mechanisms import make_optimizer
     cfg = smoke_cfg.replace(method="pdp", subspace_m=100, subspace_k=100)
-    model = set_strategy(PoseModel(cfg.model_size, (cfg.input_h, cfg.input_w), cfg.simcc_split), cfg.strategy)
+    model = set_strategy(for_config(cfg), cfg.strategy)
     with pytest.raises(ValueError, match=r"subspace_m=100: the public split has only 64 crops"):
         make_optimizer(cfg, model, private_set=smoke_bundle.private_train, public_set=smoke_bundle.public,
                        steps_per_epoch=6)

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from dphpe_core import make_config
-from dphpe_core.model import SIZES, AttentionBias, PoseModel, count_macs, predict, set_strategy
+from dphpe_core.model import SIZES, AttentionBias, PoseModel, predict
+from dphpe_core.strategies import count_macs, set_strategy
 
 PRESET_MODELS = [("smoke", (64, 48)), ("embedded", (96, 72)), ("5m", (256, 192))]
 
@@ -94,7 +95,8 @@ def test_config_names_a_known_model_size():
 
 
 def test_calibration_standardises_every_affine_on_its_batch():
-    from dphpe_core.model import ConvNorm, calibrate_affines
+    from dphpe_core.model import ConvNorm
+    from dphpe_core.strategies import calibrate_affines
     torch.manual_seed(0)
     m = PoseModel("smoke", (64, 48), 2.0)
     x = torch.randn(64, 3, 64, 48) * 3 + 1
