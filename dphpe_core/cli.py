@@ -107,7 +107,8 @@ def cmd_train(args) -> None:
 
 def cmd_sweep(args) -> None:
     from . import results
-    from .sweep import grid_configs, sweep
+    from .grid import grid_configs
+    from .sweep import sweep
     overrides = parse_overrides(args)
     try:
         configs = grid_configs(args.preset, **overrides)
@@ -132,7 +133,7 @@ def cmd_tune(args) -> None:
     from .tuning import disagreements, optimizer_tuning_path, tune, tune_optimizers, tuning_path
     cfg = _cfg(args)
     if args.optimizers:
-        from .sweep import GRIDS
+        from .grid import GRIDS
         if not GRIDS[args.preset].optimizer_cells:
             print(f"optimizer tuning: the {args.preset} grid has no optimizer axis; nothing to tune")
             return

@@ -17,7 +17,6 @@ import math
 
 from .methods import PRIVATE_METHODS
 from .results import METHOD_NAMES, at_full_size, main_grid, paper_grid
-from .intervals import ci95
 
 SUPPORT_SHARE = 0.75
 
@@ -349,7 +348,7 @@ def public_only_text(table) -> str:
 def fdp_sources(df):
     """Feature DP's public-source comparison (the guarantees chapter): its runs in the finetuning cell
     where the grid runs every `fdp_public`, at C = the grid's `fdp_clip_norm`, the grid's epsilons."""
-    from .sweep import GRIDS
+    from .grid import GRIDS
     fdp = at_full_size(df[(df.method == "fdp") & (df.strategy == "finetune")])
     fdp = paper_grid(fdp)
     clips = {GRIDS[p].fdp_clip_norm for p in set(fdp.preset) if p in GRIDS}

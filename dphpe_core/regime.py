@@ -2,7 +2,7 @@
 
     python -c "from dphpe_core import regime, results; print(regime.cost_axis(results.read_summary('results/embedded/summary.csv')))"
 
-One table per axis that separates our setting from the paper's (sweep.Grid's parts, marked in the
+One table per axis that separates our setting from the paper's (grid.Grid's parts, marked in the
 summary by sweep.mark_parts): the private training set N (`regime_table`), epsilon (`cost_axis`), the
 public view's blur (`view_axis`) and the optimizer (`optimizer_axis`), and the paper-equivalent cells
 (`paper_cells`: the epsilon where DP-SGD loses what it loses in the paper, at the blur whose
@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from .config import make_config
+from .grid import GRIDS
 from .methods import NONPRIVATE, REFERENCE
 from .findings import PUBLIC_VIEW_METHODS, difference, recovery
 from .results import METHOD_NAMES, at_full_size, paper_grid
@@ -67,7 +68,6 @@ def cost_axis(df):
     non-private means beside them (`public_only`, `nonprivate`)."""
     import pandas as pd
 
-    from .sweep import GRIDS
     rows = []
     for preset in sorted(set(df.preset) & set(GRIDS)):
         grid = GRIDS[preset]
@@ -131,8 +131,7 @@ def regime_table(df, *, strategy: str = "finetune"):
 
 
 def cost_axis_clip_norms(preset: str) -> tuple[float, ...]:
-    """The clipping norms of the preset's epsilon axis (sweep.Grid.cost_clip_norms)."""
-    from .sweep import GRIDS
+    """The clipping norms of the preset's epsilon axis (grid.Grid.cost_clip_norms)."""
     return GRIDS[preset].cost_clip_norms
 
 
@@ -165,7 +164,6 @@ def view_axis(df):
     and the baseline's share of the non-private mean (`ratio`, on every row of its blur)."""
     import pandas as pd
 
-    from .sweep import GRIDS
     rows = []
     for preset in sorted(set(df.preset) & set(GRIDS)):
         grid, cfg = GRIDS[preset], make_config(preset)

@@ -33,7 +33,7 @@ from .data import PoseDataset, public_source
 from .sources import split_source
 from .loop import evaluate, fit, resolve_device
 from .start import build_model, pretrain
-from .sweep import GRIDS
+from .grid import GRIDS
 
 TUNING_SPLIT = {"private": 0.4, "public": 0.4, "val": 0.2}
 TUNING_SEED = 2024

@@ -129,7 +129,7 @@ def test_heavy_noise_rdp_is_loose_which_is_why_the_regime_maps_small_epsilons_us
     """Opacus' RDP at sigma 160 (86 steps at rate 0.0116) reports 0.0085 from its orders up to 512,
     where the exact PLD gives about 0.0012 (a ratio above 4, against about 0.6 at the grid's own noise): below
     epsilon 0.02 the RDP bound is mostly its conversion,
-    so the regime map's epsilon axis is accounted with PLD for every method (sweep.Grid.cost_accountant)."""
+    so the regime map's epsilon axis is accounted with PLD for every method (grid.Grid.cost_accountant)."""
     q, steps, delta = 256 / 22000, 86, 1e-5
     rdp = epsilon_spent(noise_multiplier=160.0, delta=delta, sample_rate=q, steps=steps, accountant="rdp")
     pld = epsilon_spent(noise_multiplier=160.0, delta=delta, sample_rate=q, steps=steps, accountant="pld")

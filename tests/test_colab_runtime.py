@@ -97,7 +97,7 @@ def test_the_result_notebooks_read_the_trained_study(executed, colab_runtime):
     """The summary the first result notebook trained is what the others read: one record per grid run."""
     import pandas as pd
 
-    from dphpe_core.sweep import grid_configs
+    from dphpe_core.grid import grid_configs
     _, clone, _ = colab_runtime
     summary = pd.read_csv(clone / "results" / "smoke" / "summary.csv")
     assert len(summary) == len(grid_configs("smoke")) == len(list((clone / "results" / "smoke" / "runs").glob("*.json")))

@@ -9,7 +9,7 @@ from dphpe_core import config
 from dphpe_core.audit import SABOTAGE
 from dphpe_core.audits import AUDITS
 from dphpe_core.methods import METHODS, NONPRIVATE, PRIVATE_METHODS, PROJECTING, REFERENCE, label
-from dphpe_core.sweep import GRIDS
+from dphpe_core.grid import GRIDS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dphpe_core"
 # the table, config's validation, and the rules that are about named methods (findings, the tuning grid)

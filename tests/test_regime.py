@@ -7,7 +7,8 @@ import pytest
 
 from dphpe_core import regime
 from dphpe_core.results import paper_results
-from dphpe_core.sweep import GRIDS, mark_parts
+from dphpe_core.grid import GRIDS
+from dphpe_core.sweep import mark_parts
 
 G = GRIDS["embedded"]
 

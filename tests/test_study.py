@@ -8,7 +8,8 @@ from conftest import REPO
 from dphpe_core import results
 from dphpe_core.config import Config
 from dphpe_core.start import pretrain_key
-from dphpe_core.sweep import grid_configs, relative_cost
+from dphpe_core.grid import grid_configs
+from dphpe_core.sweep import relative_cost
 
 RUNS = REPO / "results" / "embedded" / "runs"
 
@@ -82,7 +83,8 @@ def test_the_grids_paper_equivalent_cells_are_those_its_records_choose():
     """sweep's paper_cells are literals; regime.paper_cells chooses them from the committed records of the
     epsilon and public-view axes (DP-SGD's cost and the blurred-only share nearest the paper's)."""
     from dphpe_core import regime
-    from dphpe_core.sweep import GRIDS, mark_parts
+    from dphpe_core.grid import GRIDS
+    from dphpe_core.sweep import mark_parts
     frame = mark_parts(results.summary_frame(committed()))
     cells = regime.paper_cells(frame, results.paper_results())
     chosen = list(zip(cells.epsilon, cells.blur_sigma_256))

@@ -3,7 +3,8 @@ import pytest
 from dphpe_core import make_config
 
 from dphpe_core import intervals, results
-from dphpe_core.sweep import GRIDS, MAP_PARTS, grid_configs, map_only_hashes, mark_parts, run_sweep, write_summary
+from dphpe_core.grid import GRIDS, MAP_PARTS, grid_configs, map_only_hashes
+from dphpe_core.sweep import mark_parts, run_sweep, write_summary
 
 
 def test_the_embedded_grid_covers_every_cell_of_the_papers_grid_with_its_seeds():
