@@ -50,7 +50,7 @@ class Grid:
     # DP and the hybrid at the headline cell (the largest epsilon, cost_clip_norms, the finetuning seeds)
     view_sigmas: tuple[float, ...] = ()
     # the paper-equivalent cells, (epsilon, blur_sigma_256): where DP-SGD's cost and the blurred-only ratio are
-    # nearest the paper's (regime.paper_cells chooses them from the two axes' records; a test checks that the
+    # nearest the paper's (cells.paper_cells chooses them from the two axes' records; a test checks that the
     # grid's are among them: one not listed has no records yet). Every method, cost_clip_norms, the finetuning
     # seeds, accounted by cost_accountant
     paper_cells: tuple[tuple[float, float], ...] = ()

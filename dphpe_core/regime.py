@@ -17,7 +17,8 @@ import math
 from .config import make_config
 from .grid import GRIDS
 from .methods import NONPRIVATE, REFERENCE
-from .findings import PUBLIC_VIEW_METHODS, difference, recovery
+from .findings import difference, recovery
+from .publicview import PUBLIC_VIEW_METHODS
 from .results import METHOD_NAMES, at_full_size, paper_grid
 from .intervals import ci95, seed_stats
 
@@ -51,14 +52,12 @@ def cost_reached_text(axis, share: float, *, method: str = REFERENCE) -> str:
     return f"epsilon {e:g}" if e == e else f"no epsilon run here (the smallest is {axis.epsilon.min():g})"
 
 
-
 # -- the regime map's tables ---------------------------------------------------------------------
 
-def _best_clip_stats(runs):
+def best_clip_stats(runs):
     """seed_stats' row of the clipping norm with the highest mean over seeds in `runs`."""
     stats = seed_stats(runs, ["clip_norm"])
     return stats.loc[stats["mean"].idxmax()]
-
 
 
 def cost_axis(df):
@@ -75,7 +74,7 @@ def cost_axis(df):
         base = at_full_size(paper_grid(df[(df.preset == preset) & (df.method == NONPRIVATE) & (df.strategy == "finetune")]))
         raw, blurred = base[~base.blurred_only].pckh_mean, base[base.blurred_only].pckh_mean
         for (method, eps), cell in runs.groupby(["method", "epsilon"]):
-            best = _best_clip_stats(cell)
+            best = best_clip_stats(cell)
             rows.append(dict(preset=preset, method=method, epsilon=eps, clip_norm=best.clip_norm, mean=best["mean"],
                              sd=best.sd, n=int(best.n), ci95=best.ci95, nonprivate=raw.mean(),
                              public_only=blurred.mean(), accountant=grid.cost_accountant))
@@ -109,7 +108,7 @@ def regime_table(df, *, strategy: str = "finetune"):
                          ci95=ci95(base.std(), len(base)), snr=None))
         seeds[(n, NONPRIVATE)] = base.tolist()
         for method, runs in cell.groupby("method"):
-            best = _best_clip_stats(runs)
+            best = best_clip_stats(runs)
             at_best = runs[runs.clip_norm == best.clip_norm]
             rows.append(dict(n_private=n, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
                              ci95=best.ci95, snr=at_best.snr.mean()))
@@ -182,7 +181,7 @@ def view_axis(df):
                           & (at.fdp_public == "independent") & at.clip_norm.isin(grid.cost_clip_norms)]
                 if cell.empty:
                     continue
-                best = _best_clip_stats(cell)
+                best = best_clip_stats(cell)
                 rows.append(dict(common, method=method, clip_norm=best.clip_norm, mean=best["mean"], n=int(best.n),
                                  ci95=best.ci95))
     out = pd.DataFrame(rows)
@@ -191,56 +190,7 @@ def view_axis(df):
     return out
 
 
-# -- the paper-equivalent cells --------------------------------------------------------------------
 
-def paper_cells(df, paper):
-    """Per epsilon of the paper (PAPER_CELL_EPSILONS): DP-SGD's cost there (`paper_cost`), the level of
-    our epsilon axis whose DP-SGD cost is nearest it (`epsilon`, `cost_pct`), and the blur of the
-    public-view axis whose blurred-only ratio is nearest the paper's (`blur_sigma_256`, `ratio`,
-    `paper_ratio`). Measured, not derived: the cells are chosen from the records of the two axes, and
-    only the paper's baselines (DP-SGD and the blurred-only model) enter the choice."""
-    import pandas as pd
-    costs, target = paper_cost(paper), paper_view_ratio(paper)
-    axis, view = cost_axis(df), view_axis(df)
-    if axis.empty or view.empty:
-        return pd.DataFrame()
-    dp = axis[axis.method == REFERENCE].reset_index(drop=True)
-    base = view[view.method == NONPRIVATE].reset_index(drop=True)
-    near = base.loc[(base.ratio - target).abs().idxmin()]
-    rows = []
-    for e in PAPER_CELL_EPSILONS:
-        at = dp.loc[(dp.cost_pct - costs[e]).abs().idxmin()]
-        rows.append(dict(paper_epsilon=e, paper_cost=costs[e], epsilon=at.epsilon, cost_pct=at.cost_pct,
-                         blur_sigma_256=near.blur_sigma_256, blur_px=near.blur_px, ratio=near.ratio, paper_ratio=target))
-    return pd.DataFrame(rows)
-
-
-def paper_cells_table(cells):
-    """paper_cells' frame for the book: indexed by the paper's epsilon, its columns in words."""
-    names = {"paper_cost": "paper's DP-SGD cost (%)", "epsilon": "our epsilon", "cost_pct": "our DP-SGD cost (%)",
-             "blur_px": "blur sigma (px)", "ratio": "blurred-only share", "paper_ratio": "paper's share"}
-    if cells.empty:
-        return cells
-    return cells.set_index("paper_epsilon").rename_axis("paper's epsilon")[list(names)].rename(columns=names).round(3)
-
-
-def paper_cell_runs(df):
-    """The runs of the grid's paper-equivalent cells (the summary's `paper_cell` column) as a grid of
-    their own: findings.check(paper_cell_runs(summary)) checks the four findings there."""
-    runs = df[df.paper_cell.astype(bool)] if "paper_cell" in df else df.iloc[:0]
-    return runs.assign(map_only=False)
-
-
-def paper_cell_table(df):
-    """Every method at each paper-equivalent cell: its best C, mean, 95% interval and seeds."""
-    import pandas as pd
-    runs = paper_cell_runs(df)
-    rows = []
-    for (eps, method), cell in runs.groupby(["epsilon", "method"]):
-        best = _best_clip_stats(cell)
-        rows.append(dict(epsilon=eps, method=method, Method=METHOD_NAMES[method], clip_norm=best.clip_norm,
-                         mean=best["mean"], n=int(best.n), ci95=best.ci95))
-    return pd.DataFrame(rows)
 
 
 # -- the optimizer axis ----------------------------------------------------------------------------
@@ -254,7 +204,7 @@ def optimizer_axis(df):
     runs = df[df.optimizer_axis.astype(bool)] if "optimizer_axis" in df else df.iloc[:0]
     rows, seeds = [], {}
     for (opt, eps, method), cell in runs.groupby(["optimizer", "epsilon", "method"]):
-        best = _best_clip_stats(cell)
+        best = best_clip_stats(cell)
         at = cell[cell.clip_norm == best.clip_norm]
         seeds[(opt, eps, method)] = at.pckh_mean.tolist()
         rows.append(dict(optimizer=opt, epsilon=eps, method=method, Method=METHOD_NAMES[method], clip_norm=best.clip_norm,
@@ -266,48 +216,6 @@ def optimizer_axis(df):
              else (math.nan, math.nan) for o, e, m in zip(out.optimizer, out.epsilon, out.method)]
     out["points"], out["points_ci"] = zip(*gains)
     return out.sort_values(["epsilon", "optimizer", "method"], ascending=[False, True, True]).reset_index(drop=True)
-
-
-def paper_cell_comparison(df, paper):
-    """Every method at each paper-equivalent cell (paper_cell_table), beside the paper's own score at the
-    epsilon the cell stands for (finetuning, the paper's best C), both as text: 'mean ± 95%'."""
-    import pandas as pd
-
-    from .intervals import mean_ci_text
-    cells = paper_cells(df, paper)
-    ours = paper_cell_table(df)
-    if cells.empty or ours.empty:
-        return pd.DataFrame()
-    fin = paper[paper.strategy == "finetune"]
-    view = view_axis(df)
-    rows = []
-    for cell in cells.itertuples():
-        base = view[(view.method == NONPRIVATE) & (view.blur_sigma_256 == cell.blur_sigma_256)]
-        theirs = fin[(fin.method == NONPRIVATE) & fin.blurred_only.astype(bool)].pckh_mean
-        rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": "Blurred-only (epsilon 0)",
-                     "ours (best C)": mean_ci_text(base)[0], "paper (best C)": f"{theirs.iloc[0]:.2f}"})
-        at = ours[ours.epsilon == cell.epsilon]
-        if at.empty:                   # a cell the grid does not run (yet)
-            rows.pop()
-            continue
-        for r, text in zip(at.itertuples(), mean_ci_text(at)):
-            theirs = fin[(fin.method == r.method) & (fin.epsilon == cell.paper_epsilon)].pckh_mean
-            rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": r.Method,
-                         "ours (best C)": f"{text} (C {r.clip_norm:g})",
-                         "paper (best C)": f"{theirs.max():.2f}" if len(theirs) else "not reported"})
-    return pd.DataFrame(rows, columns=["cell", "Method", "ours (best C)", "paper (best C)"]).set_index(["cell", "Method"])
-
-
-def findings_at_cells(df):
-    """The paper's four findings under the seeds' rule (findings.check) on the nominal grid and on the
-    paper-equivalent cells, side by side."""
-    import pandas as pd
-
-    from .findings import check
-    nominal, cells = check(df), check(paper_cell_runs(df))
-    return pd.DataFrame([{"finding": a["claim"], "nominal grid": f"{a['verdict']} ({a['higher']} of {a['cells']})",
-                          "paper-equivalent cells": f"{b['verdict']} ({b['higher']} of {b['cells']})"}
-                         for a, b in zip(nominal, cells)]).set_index("finding")
 
 
 def view_table(view):
@@ -327,19 +235,6 @@ def optimizer_gains_table(axis):
     gains = axis[axis.method != REFERENCE]
     gains = gains.assign(cell=mean_ci_text(gains, "points", "points_ci"))
     return gains.pivot(index=["epsilon", "Method"], columns="optimizer", values="cell").sort_index(ascending=[False, True])
-
-
-def cells_run_text(df, paper) -> str:
-    """Which paper-equivalent cells the grid runs, in words, naming a chosen cell it does not run yet."""
-    cells = paper_cells(df, paper)
-    run = set(paper_cell_table(df).epsilon) if "paper_cell" in df else set()
-    done = [f"epsilon {r.epsilon:g} (the paper's {r.paper_epsilon:g})" for r in cells.itertuples() if r.epsilon in run]
-    todo = [f"epsilon {r.epsilon:g} (the paper's {r.paper_epsilon:g})" for r in cells.itertuples() if r.epsilon not in run]
-    text = "The grid runs every method at " + (" and ".join(done) if done else "none of them") + "."
-    if todo:
-        text += (f" The cell at {' and '.join(todo)} is chosen but its feature-DP and hybrid runs are not made yet, so "
-                 f"it is left out below.")
-    return text
 
 
 def optimizer_transfer(axis, tuning: dict, *, method: str = REFERENCE) -> dict:

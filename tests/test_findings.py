@@ -92,7 +92,7 @@ def test_regime_table_picks_each_methods_best_c_and_recovers_at_equal_epsilon():
 def test_the_papers_feature_dp_results_against_its_own_blurred_only_model():
     """PAPER.md: finetuning, blurred-only 83.61; at epsilon 0.8 the hybrid's best 82.61 (C 0.1), FDP's
     80.40 (C 0.01); full finetuning 70.32, hybrid 79.9 (C 0.1), FDP 59.0 (C 0.01)."""
-    from dphpe_core.findings import public_only_comparison
+    from dphpe_core.publicview import public_only_comparison
     from dphpe_core.results import paper_results
     t = public_only_comparison(paper_results()).set_index(["strategy", "what"])
     assert t.loc[("finetune", "blurred-only (epsilon 0)"), "mean"] == pytest.approx(83.61)
@@ -106,7 +106,7 @@ def test_the_papers_feature_dp_results_against_its_own_blurred_only_model():
 
 
 def test_feature_dp_curves_start_at_the_blurred_only_baseline():
-    from dphpe_core.findings import with_public_only
+    from dphpe_core.publicview import with_public_only
     rows = [dict(method="nonprivate", blurred_only=b, strategy="finetune", n_private=100, pckh_mean=v)
             for b, v in ((True, 40.0), (True, 44.0), (False, 70.0))]
     summary = pd.DataFrame(rows)

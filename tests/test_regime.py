@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from dphpe_core import regime
+from dphpe_core import cells, regime
 from dphpe_core.results import paper_results
 from dphpe_core.grid import GRIDS
 from dphpe_core.sweep import mark_parts
@@ -49,12 +49,12 @@ def test_view_axis_gives_each_blur_its_baseline_share_and_each_method_its_better
 
 
 def test_paper_cells_match_dpsgds_cost_and_the_blurred_only_share_nearest_the_papers():
-    cells = regime.paper_cells(_frame(_score), paper_results()).set_index("paper_epsilon")
+    picked = cells.paper_cells(_frame(_score), paper_results()).set_index("paper_epsilon")
     # DP-SGD's cost here: (60 - (60 - cost + 1.1)) / 60; the paper's 12.5% is nearest 8.9 points (0.01 -> 10.9
     # points, 18.2%; 0.02 -> 6.9, 11.5%), its 28.5% nearest 17 points (0.005 -> 15.9, 26.5%)
-    assert cells.loc[0.8, "epsilon"] == 0.02 and cells.loc[0.2, "epsilon"] == 0.005
-    assert set(cells.blur_sigma_256) == {2.5}            # share 0.8, the nearest to the paper's 0.936 on this axis
-    assert cells.paper_ratio.iloc[0] == pytest.approx(83.61 / 89.36)
+    assert picked.loc[0.8, "epsilon"] == 0.02 and picked.loc[0.2, "epsilon"] == 0.005
+    assert set(picked.blur_sigma_256) == {2.5}            # share 0.8, the nearest to the paper's 0.936 on this axis
+    assert picked.paper_ratio.iloc[0] == pytest.approx(83.61 / 89.36)
 
 
 def test_optimizer_axis_gives_points_over_dpsgd_under_the_same_optimizer():
@@ -65,7 +65,7 @@ def test_optimizer_axis_gives_points_over_dpsgd_under_the_same_optimizer():
 
 
 def test_findings_at_cells_checks_the_cells_apart_from_the_grid():
-    table = regime.findings_at_cells(_frame(_score))
+    table = cells.findings_at_cells(_frame(_score))
     assert len(table) == 4
     assert table.iloc[2]["paper-equivalent cells"].startswith("untested")       # finetuning only there
 
@@ -77,7 +77,7 @@ def test_view_table_has_a_column_per_blur_and_a_row_per_method():
 
 
 def test_cells_run_text_names_the_cells_run_and_a_chosen_one_not_run():
-    text = regime.cells_run_text(_frame(_score), paper_results())
+    text = cells.cells_run_text(_frame(_score), paper_results())
     run = {e for e, _ in G.paper_cells}
     assert text.startswith("The grid runs every method at epsilon 0.02 (the paper's 0.8)")
     assert ("epsilon 0.005 (the paper's 0.2) is chosen but" in text) == (0.005 not in run)

@@ -80,12 +80,12 @@ def test_the_run_chapters_committed_weights_are_its_records_own(tmp_path):
 
 
 def test_the_grids_paper_equivalent_cells_are_those_its_records_choose():
-    """sweep's paper_cells are literals; regime.paper_cells chooses them from the committed records of the
+    """sweep's paper_cells are literals; cells.paper_cells chooses them from the committed records of the
     epsilon and public-view axes (DP-SGD's cost and the blurred-only share nearest the paper's)."""
-    from dphpe_core import regime
+    from dphpe_core import cells
     from dphpe_core.grid import GRIDS
     from dphpe_core.sweep import mark_parts
     frame = mark_parts(results.summary_frame(committed()))
-    cells = regime.paper_cells(frame, results.paper_results())
-    chosen = list(zip(cells.epsilon, cells.blur_sigma_256))
+    picked = cells.paper_cells(frame, results.paper_results())
+    chosen = list(zip(picked.epsilon, picked.blur_sigma_256))
     assert len(chosen) == 2 and set(GRIDS["embedded"].paper_cells) <= set(chosen)

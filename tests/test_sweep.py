@@ -190,7 +190,7 @@ def test_main_grid_leaves_out_the_runs_only_the_regime_map_holds():
 
 def test_cost_axis_takes_each_methods_better_c_and_the_cost_against_the_nonprivate_mean():
     import pandas as pd
-    from dphpe_core import findings, regime
+    from dphpe_core import regime
     g = GRIDS["embedded"]
     rows = [dict(preset="embedded", method="nonprivate", strategy="finetune", blurred_only=b, n_private=22000,
                  pckh_mean=v, config_hash=f"np{b}{v}") for b, v in ((False, 68.0), (False, 70.0), (True, 15.0))]

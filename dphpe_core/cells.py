@@ -1,0 +1,120 @@
+"""The paper-equivalent cells: where DP-SGD loses what it loses in the paper (at the paper's epsilon 0.8
+and 0.2), at the blur whose blurred-only ratio is nearest the paper's, chosen from the records of the
+regime map's axes (regime.py), never from a formula; every method's runs there, beside the paper's
+numbers, and the paper's four findings checked again there (findings.check).
+
+    python -c "from dphpe_core import cells, results; print(cells.paper_cells(results.read_summary('results/embedded/summary.csv'), results.paper_results()))"
+
+Calibrating on DP-SGD's cost and the blurred-only ratio uses only the paper's baselines; what projection,
+feature DP and the hybrid win back (the claims under test) plays no part in the choice.
+"""
+
+from __future__ import annotations
+
+from .methods import METHOD_NAMES, NONPRIVATE, REFERENCE
+from .regime import PAPER_CELL_EPSILONS, best_clip_stats, cost_axis, paper_cost, paper_view_ratio, view_axis
+
+
+def paper_cells(df, paper):
+    """Per epsilon of the paper (PAPER_CELL_EPSILONS): DP-SGD's cost there (`paper_cost`), the level of
+    our epsilon axis whose DP-SGD cost is nearest it (`epsilon`, `cost_pct`), and the blur of the
+    public-view axis whose blurred-only ratio is nearest the paper's (`blur_sigma_256`, `ratio`,
+    `paper_ratio`). Measured, not derived: the cells are chosen from the records of the two axes, and
+    only the paper's baselines (DP-SGD and the blurred-only model) enter the choice."""
+    import pandas as pd
+    costs, target = paper_cost(paper), paper_view_ratio(paper)
+    axis, view = cost_axis(df), view_axis(df)
+    if axis.empty or view.empty:
+        return pd.DataFrame()
+    dp = axis[axis.method == REFERENCE].reset_index(drop=True)
+    base = view[view.method == NONPRIVATE].reset_index(drop=True)
+    near = base.loc[(base.ratio - target).abs().idxmin()]
+    rows = []
+    for e in PAPER_CELL_EPSILONS:
+        at = dp.loc[(dp.cost_pct - costs[e]).abs().idxmin()]
+        rows.append(dict(paper_epsilon=e, paper_cost=costs[e], epsilon=at.epsilon, cost_pct=at.cost_pct,
+                         blur_sigma_256=near.blur_sigma_256, blur_px=near.blur_px, ratio=near.ratio, paper_ratio=target))
+    return pd.DataFrame(rows)
+
+
+def paper_cells_table(cells):
+    """paper_cells' frame for the book: indexed by the paper's epsilon, its columns in words."""
+    names = {"paper_cost": "paper's DP-SGD cost (%)", "epsilon": "our epsilon", "cost_pct": "our DP-SGD cost (%)",
+             "blur_px": "blur sigma (px)", "ratio": "blurred-only share", "paper_ratio": "paper's share"}
+    if cells.empty:
+        return cells
+    return cells.set_index("paper_epsilon").rename_axis("paper's epsilon")[list(names)].rename(columns=names).round(3)
+
+
+def paper_cell_runs(df):
+    """The runs of the grid's paper-equivalent cells (the summary's `paper_cell` column) as a grid of
+    their own: findings.check(paper_cell_runs(summary)) checks the four findings there."""
+    runs = df[df.paper_cell.astype(bool)] if "paper_cell" in df else df.iloc[:0]
+    return runs.assign(map_only=False)
+
+
+def paper_cell_table(df):
+    """Every method at each paper-equivalent cell: its best C, mean, 95% interval and seeds."""
+    import pandas as pd
+    runs = paper_cell_runs(df)
+    rows = []
+    for (eps, method), cell in runs.groupby(["epsilon", "method"]):
+        best = best_clip_stats(cell)
+        rows.append(dict(epsilon=eps, method=method, Method=METHOD_NAMES[method], clip_norm=best.clip_norm,
+                         mean=best["mean"], n=int(best.n), ci95=best.ci95))
+    return pd.DataFrame(rows)
+
+
+def paper_cell_comparison(df, paper):
+    """Every method at each paper-equivalent cell (paper_cell_table), beside the paper's own score at the
+    epsilon the cell stands for (finetuning, the paper's best C), both as text: 'mean ± 95%'."""
+    import pandas as pd
+
+    from .intervals import mean_ci_text
+    cells = paper_cells(df, paper)
+    ours = paper_cell_table(df)
+    if cells.empty or ours.empty:
+        return pd.DataFrame()
+    fin = paper[paper.strategy == "finetune"]
+    view = view_axis(df)
+    rows = []
+    for cell in cells.itertuples():
+        base = view[(view.method == NONPRIVATE) & (view.blur_sigma_256 == cell.blur_sigma_256)]
+        theirs = fin[(fin.method == NONPRIVATE) & fin.blurred_only.astype(bool)].pckh_mean
+        rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": "Blurred-only (epsilon 0)",
+                     "ours (best C)": mean_ci_text(base)[0], "paper (best C)": f"{theirs.iloc[0]:.2f}"})
+        at = ours[ours.epsilon == cell.epsilon]
+        if at.empty:                   # a cell the grid does not run (yet)
+            rows.pop()
+            continue
+        for r, text in zip(at.itertuples(), mean_ci_text(at)):
+            theirs = fin[(fin.method == r.method) & (fin.epsilon == cell.paper_epsilon)].pckh_mean
+            rows.append({"cell": f"eps {cell.epsilon:g} (paper's {cell.paper_epsilon:g})", "Method": r.Method,
+                         "ours (best C)": f"{text} (C {r.clip_norm:g})",
+                         "paper (best C)": f"{theirs.max():.2f}" if len(theirs) else "not reported"})
+    return pd.DataFrame(rows, columns=["cell", "Method", "ours (best C)", "paper (best C)"]).set_index(["cell", "Method"])
+
+
+def findings_at_cells(df):
+    """The paper's four findings under the seeds' rule (findings.check) on the nominal grid and on the
+    paper-equivalent cells, side by side."""
+    import pandas as pd
+
+    from .findings import check
+    nominal, cells = check(df), check(paper_cell_runs(df))
+    return pd.DataFrame([{"finding": a["claim"], "nominal grid": f"{a['verdict']} ({a['higher']} of {a['cells']})",
+                          "paper-equivalent cells": f"{b['verdict']} ({b['higher']} of {b['cells']})"}
+                         for a, b in zip(nominal, cells)]).set_index("finding")
+
+
+def cells_run_text(df, paper) -> str:
+    """Which paper-equivalent cells the grid runs, in words, naming a chosen cell it does not run yet."""
+    cells = paper_cells(df, paper)
+    run = set(paper_cell_table(df).epsilon) if "paper_cell" in df else set()
+    done = [f"epsilon {r.epsilon:g} (the paper's {r.paper_epsilon:g})" for r in cells.itertuples() if r.epsilon in run]
+    todo = [f"epsilon {r.epsilon:g} (the paper's {r.paper_epsilon:g})" for r in cells.itertuples() if r.epsilon not in run]
+    text = "The grid runs every method at " + (" and ".join(done) if done else "none of them") + "."
+    if todo:
+        text += (f" The cell at {' and '.join(todo)} is chosen but its feature-DP and hybrid runs are not made yet, so "
+                 f"it is left out below.")
+    return text
