@@ -47,7 +47,7 @@ AUDIT_OVERRIDES = {"smoke": dict(delta=1e-5, expected_batch_size=1), "embedded":
 
 def audit_path(cfg: Config, *, canaries: int, seed: int, accounting: str, sabotage: str) -> Path:
     import hashlib
-    from .data import data_fingerprint
+    from .fingerprint import data_fingerprint
     from .results import run_key
     key = json.dumps([run_key(cfg.hash(), data_fingerprint(cfg)), canaries, seed, accounting, sabotage], sort_keys=True)
     return Path(cfg.results_dir) / cfg.preset / "audits" / f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"

@@ -48,7 +48,7 @@ class RunResult:
     guarantee: str = "none: trained without differential privacy"
     mechanism: dict = field(default_factory=dict)  # what the step measured, e.g. the projection's kept norm
     provenance: dict = field(default_factory=dict)  # commit, clean tree, versions, CPU, threads, device
-    data_fingerprint: str = ""                    # the outside data read (data.data_fingerprint); '' for SynthPose
+    data_fingerprint: str = ""                    # the outside data read (fingerprint.data_fingerprint); '' for SynthPose
     record_version: int = RECORD_VERSION
     training_version: int = 0                     # training_version(method) when made (train.py sets it)
 
@@ -71,7 +71,7 @@ class RunResult:
 
 def run_key(config_hash: str, data_fingerprint: str) -> str:
     """A run's identity: its config hash, combined with the fingerprint of the outside data it read
-    (MPII, COCO; data.data_fingerprint) when there is any.
+    (MPII, COCO; fingerprint.data_fingerprint) when there is any.
 
     >>> run_key("0123456789ab", "")
     '0123456789ab'
@@ -84,7 +84,7 @@ def run_key(config_hash: str, data_fingerprint: str) -> str:
 
 def run_path(cfg: Config) -> Path:
     """Where the record of `cfg` lives: results/<preset>/runs/<run_key>.json."""
-    from .data import data_fingerprint
+    from .fingerprint import data_fingerprint
     return Path(cfg.results_dir) / cfg.preset / "runs" / f"{run_key(cfg.hash(), data_fingerprint(cfg))}.json"
 
 
@@ -167,7 +167,7 @@ def verify(result: RunResult, *, name: str | None = None, expect: Config | None 
     if expect is not None and expect.hash() != own:
         raise UntrustedRecord(f"{where}: asked for config {expect.hash()}, the record holds config {own}; {fix}")
     if expect is not None:
-        from .data import data_fingerprint
+        from .fingerprint import data_fingerprint
         now = data_fingerprint(expect)
         if now != result.data_fingerprint:
             raise UntrustedRecord(f"{where}: made from data with fingerprint {result.data_fingerprint or 'none'}, but "

@@ -20,7 +20,8 @@ import torch
 from . import results
 from .provenance import provenance, versions
 from .config import Config
-from .data import build_data, data_fingerprint
+from .data import build_data
+from .fingerprint import data_fingerprint
 from .loop import evaluate, fit, image_view, resolve_device
 from .model import PoseModel
 from .strategies import for_config

@@ -158,7 +158,7 @@ def test_the_outside_data_are_part_of_a_records_identity(smoke_run, mpii_fixture
     import shutil
 
     from dphpe_core import make_config
-    from dphpe_core.data import data_fingerprint
+    from dphpe_core.fingerprint import data_fingerprint
     root = tmp_path / "mpii"
     shutil.copytree(mpii_fixture["root"], root)
     cfg = make_config("paper", data_root=str(root), public_dataset="synthpose", n_public=20, results_dir=str(tmp_path))
