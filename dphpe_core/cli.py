@@ -130,7 +130,8 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_tune(args) -> None:
-    from .tuning import disagreements, optimizer_tuning_path, tune, tune_optimizers, tuning_path
+    from .tuning import disagreements, tune, tuning_path
+    from .tuning_optimizers import optimizer_tuning_path, tune_optimizers
     cfg = _cfg(args)
     if args.optimizers:
         from .grid import GRIDS

@@ -55,7 +55,7 @@ class Grid:
     # seeds, accounted by cost_accountant
     paper_cells: tuple[tuple[float, float], ...] = ()
     # the optimizer axis, (optimizer, epsilon, blur_sigma_256, lr): optimizer_methods at that cell under that
-    # optimizer, its lr chosen on public data (tuning.tune_optimizers; a test checks they agree), cost_clip_norms,
+    # optimizer, its lr chosen on public data (tuning_optimizers.tune_optimizers; a test checks they agree), cost_clip_norms,
     # the finetuning seeds; the grid's accountant at the grid's epsilons, else cost_accountant
     optimizer_cells: tuple[tuple[str, float, float, float], ...] = ()
     optimizer_methods: tuple[str, ...] = (REFERENCE, *PROJECTING)   # is projection's gain the optimizer's?

@@ -100,7 +100,7 @@ def walk(first, ladder, score) -> tuple[float, str]:
     return max(scores, key=scores.get), why
 
 
-def _stand_in_run(c: Config, data, start, device, *, progress: bool, what: str) -> dict:
+def stand_in_run(c: Config, data, start, device, *, progress: bool, what: str) -> dict:
     """Train `c` on the stand-in private set from `start`; its stand-in val PCKh@0.5 and time."""
     t = time.perf_counter()
     model = build_model(c, start=start).to(device)
@@ -143,7 +143,7 @@ def stand_in_splits(cfg: Config) -> dict[str, PoseDataset]:
     return {name: PoseDataset(src, cfg, train=name != "val", name=f"stand-in {name}") for name, src in parts.items()}
 
 
-def _stand_in_setup(cfg: Config, *, progress: bool):
+def stand_in_setup(cfg: Config, *, progress: bool):
     """What every tuning stage shares: the grid, the device, the stand-in splits, the real private set's
     size, the grid's middle clipping norm and the stand-in start."""
     grid = GRIDS[cfg.preset]
@@ -161,7 +161,7 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
     if path.is_file() and not fresh:
         return json.loads(path.read_text())
     t0 = time.perf_counter()
-    grid, device, data, n_real, clip, start = _stand_in_setup(cfg, progress=progress)
+    grid, device, data, n_real, clip, start = stand_in_setup(cfg, progress=progress)
     epsilon = max(grid.epsilons) * n_real / len(data["private"])        # equal N x epsilon
     steps = max(1, round(len(data["private"]) / cfg.expected_batch_size))
     chosen: dict = {}
@@ -171,7 +171,7 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
             value = candidates(cfg, name, (share,))[0]
             c = cfg.replace(method=method, strategy="finetune", epsilon=epsilon, clip_norm=clip, seed=0,
                             delta=0.0, **chosen, **{name: value})
-            row = _stand_in_run(c, data, start, device, progress=progress, what=f"{method} {name}={value:g}")
+            row = stand_in_run(c, data, start, device, progress=progress, what=f"{method} {name}={value:g}")
             rows.append({"method": method, "field": name, "value": value, **row})
             return row["pckh_mean"]
         best, why = walk(first, ladder, score)
@@ -241,77 +241,3 @@ def tuning_notes(tuning: dict):
         rows.append({"method": METHOD_NAMES[method], "field": field, "chosen": f"{n['chosen']:g}",
                      "why the candidates stop there": n["note"] + (f": {meaning}" if meaning else "")})
     return pd.DataFrame(rows).set_index(["method", "field"])
-
-
-# -- the regime map's optimizer axis: each optimizer's learning rate, per epsilon of the axis ------------
-# DP-SGD's learning rate under each optimizer, chosen on the stand-in as the grid's is (every method of the
-# axis then uses it), at each epsilon of the axis (its N x epsilon equal to the real study's): SGD's
-# steps grow with the gradient's norm where AdamW's do not, so the rate that suits one noise level need
-# not suit another. The preset's other tuned values (k, the schedule, lambda) stay.
-OPTIMIZER_LRS = {"adamw": LRS, "sgd": (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)}
-OPTIMIZER_FIRST = {"adamw": (1e-3, 3e-3, 1e-2), "sgd": (0.03, 0.1, 0.3)}
-
-
-def optimizer_tuning_path(cfg: Config) -> Path:
-    return Path(cfg.results_dir) / cfg.preset / "tuning_optimizers.json"
-
-
-def axis_epsilons(preset: str) -> tuple[float, ...]:
-    """The epsilons of the optimizer axis: the grid's largest and those of its paper-equivalent cells."""
-    grid = GRIDS[preset]
-    return tuple(sorted({max(grid.epsilons), *(e for e, _ in grid.paper_cells)}, reverse=True))
-
-
-def tune_optimizers(preset: str, *, progress: bool = True, fresh: bool = False, **overrides) -> dict:
-    """Per optimizer and epsilon of the axis: DP-SGD's learning rate on the stand-in (stored in
-    optimizer_tuning_path; `fresh` reruns it). Reads no private or val crop, as tune()."""
-    from .provenance import provenance
-    cfg = make_config(preset, **overrides)
-    path = optimizer_tuning_path(cfg)
-    if path.is_file() and not fresh:
-        return json.loads(path.read_text())
-    t0 = time.perf_counter()
-    grid, device, data, n_real, clip, start = _stand_in_setup(cfg, progress=progress)
-    rows, notes, chosen = [], [], {}
-    for optimizer, ladder in OPTIMIZER_LRS.items():
-        for eps in axis_epsilons(preset):
-            stand_in = eps * n_real / len(data["private"])       # equal N x epsilon
-            accountant = cfg.accountant if eps in grid.epsilons else grid.cost_accountant
-
-            def score(lr, optimizer=optimizer, eps=eps, stand_in=stand_in, accountant=accountant):
-                c = cfg.replace(method="dpsgd", strategy="finetune", epsilon=stand_in, clip_norm=clip, seed=0, delta=0.0,
-                                optimizer=optimizer, lr=lr, accountant=accountant)
-                row = _stand_in_run(c, data, start, device, progress=progress, what=f"{optimizer} eps={eps:g} lr={lr:g}")
-                rows.append({"optimizer": optimizer, "epsilon_real": eps, "epsilon": stand_in, "lr": lr, **row})
-                return row["pckh_mean"]
-            best, why = walk(OPTIMIZER_FIRST[optimizer], ladder, score)
-            chosen.setdefault(optimizer, {})[f"{eps:g}"] = best
-            notes.append({"optimizer": optimizer, "epsilon_real": eps, "chosen": best, "note": why})
-    out = {"preset": preset, "n_real": n_real, "clip_norm": clip, "split": {k: len(v) for k, v in data.items()},
-           "split_seed": TUNING_SEED, "rows": rows, "stages": notes, "chosen": chosen,
-           "wall_s": time.perf_counter() - t0, "provenance": provenance(device)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    return out
-
-
-def read_optimizer_tuning(preset: str, results_dir: str = "results") -> dict:
-    """The committed optimizer tuning of `preset` (tune_optimizers), or an error that says how to make it."""
-    path = optimizer_tuning_path(make_config(preset, results_dir=results_dir))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no optimizer tuning yet; run `dphpe tune --preset {preset} --optimizers`")
-    return json.loads(path.read_text())
-
-
-def optimizer_choice_table(tuning: dict):
-    """The optimizer tuning as the book's table: per optimizer and epsilon, the learning rates tried with
-    their stand-in val PCKh@0.5 ('3e-03: 46.6'), the chosen one marked with an asterisk."""
-    import pandas as pd
-    rows = {}
-    for r in tuning["rows"]:
-        chosen = tuning["chosen"][r["optimizer"]][f"{r['epsilon_real']:g}"] == r["lr"]
-        rows.setdefault((r["optimizer"], r["epsilon_real"]), []).append((r["lr"], f"{r['lr']:.0e}: {r['pckh_mean']:.1f}"
-                                                                          + ("*" if chosen else "")))
-    table = pd.DataFrame([{"optimizer": o, "epsilon": e, "learning rates tried (stand-in val PCKh@0.5)":
-                           ", ".join(t for _, t in sorted(v))} for (o, e), v in rows.items()])
-    return table.set_index(["optimizer", "epsilon"]).sort_index(ascending=[True, False])

@@ -65,7 +65,8 @@ def smoke_book(tmp_path_factory):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb", "_generated"))
     from dphpe_core.sweep import sweep
-    from dphpe_core.tuning import tune, tune_optimizers
+    from dphpe_core.tuning import tune
+    from dphpe_core.tuning_optimizers import tune_optimizers
     results_dir = root / "results"
     tune("smoke", progress=False, results_dir=str(results_dir))
     tune_optimizers("smoke", progress=False, results_dir=str(results_dir))

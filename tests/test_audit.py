@@ -118,7 +118,6 @@ def test_the_power_ceiling_is_the_bound_of_a_perfect_attacker():
 def test_an_audit_without_power_is_refused_or_labelled(audit_cfg, capsys):
     """The smoke preset's own delta (0.01) with 500 canaries: 2 m delta >= 1, so even a mechanism without
     clipping (10 of 10 right) showed a bound of 0, which read as a pass."""
-    from dphpe_core.cli import main
     cfg = audit_cfg.replace(method="dpsgd", delta=0.0)       # 0: the smoke preset's 1/N rule, 0.01
     with pytest.raises(ValueError, match=r"no power: 500 canaries at delta 0.01 can show a bound of at most 0.*"
                                          r"Use .*delta [0-9.e-]+ with 500 canaries"):

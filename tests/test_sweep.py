@@ -63,10 +63,10 @@ def test_the_public_view_axis_varies_only_the_blur_of_the_methods_that_read_it()
 
 
 def test_the_optimizer_axis_and_the_paper_cells_hold_the_values_chosen_on_public_data():
-    from dphpe_core import tuning
+    from dphpe_core import tuning_optimizers
     g = GRIDS["embedded"]
-    chosen = tuning.read_optimizer_tuning("embedded")["chosen"]
-    assert g.optimizer_cells and {o for o, _, _, _ in g.optimizer_cells} == set(tuning.OPTIMIZER_LRS)
+    chosen = tuning_optimizers.read_optimizer_tuning("embedded")["chosen"]
+    assert g.optimizer_cells and {o for o, _, _, _ in g.optimizer_cells} == set(tuning_optimizers.OPTIMIZER_LRS)
     for optimizer, eps, sigma, lr in g.optimizer_cells:         # each at the rate the stand-in chose for it
         assert chosen[optimizer][f"{eps:g}"] == lr
         assert (eps, sigma) in g.paper_cells or (eps == max(g.epsilons) and sigma == make_config("embedded").blur_sigma_256)

@@ -6,9 +6,9 @@ import pytest
 
 from dphpe_core import make_config
 from dphpe_core.sources import split_source
-from dphpe_core.tuning import (EXTEND, OPTIMIZER_FIRST, OPTIMIZER_LRS, STAGES, TUNING_SPLIT, axis_epsilons,
-                               candidates, disagreements, optimizer_tuning_path, stand_in_splits, tune,
-                               tune_optimizers, tuning_path)
+from dphpe_core.tuning import EXTEND, STAGES, TUNING_SPLIT, candidates, disagreements, stand_in_splits, tune, tuning_path
+from dphpe_core.tuning_optimizers import (OPTIMIZER_FIRST, OPTIMIZER_LRS, axis_epsilons, optimizer_tuning_path,
+                                          tune_optimizers)
 
 
 def test_stand_in_splits_are_disjoint_and_cover_the_public_split(smoke_cfg):
@@ -81,7 +81,7 @@ def test_optimizer_tuning_reads_no_private_or_val_crop_and_chooses_each_optimize
 
 
 def test_the_optimizer_choice_table_marks_each_choice_and_lists_every_rate_tried():
-    from dphpe_core.tuning import optimizer_choice_table
+    from dphpe_core.tuning_optimizers import optimizer_choice_table
     tuning = {"chosen": {"sgd": {"0.8": 0.03}},
               "rows": [dict(optimizer="sgd", epsilon_real=0.8, lr=lr, pckh_mean=v) for lr, v in ((0.1, 20.0), (0.03, 42.0))]}
     table = optimizer_choice_table(tuning)
