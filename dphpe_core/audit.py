@@ -74,6 +74,18 @@ class AuditResult:
     scores_out: list = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
 
+    def report(self) -> str:
+        """The audit as `dphpe audit` prints it: a table row, what was audited, and whether it had power."""
+        name = label(self.method, self.fdp_public)
+        lines = [f"{'method':<22}{'accounting':<12}{'sabotage':<14}{'claimed eps':>12}{'lower bound':>13}"
+                 f"{'right/guesses':>15}{'canaries':>10}",
+                 f"{name:<22}{self.accounting:<12}{self.sabotage:<14}{self.epsilon_claimed:>12.3f}"
+                 f"{self.epsilon_lower_bound:>13.3f}{f'{self.correct}/{self.guesses}':>15}{self.canaries:>10}",
+                 f"audited: {self.what}; best rule: {self.rule}"]
+        if self.ceiling < self.epsilon_claimed:
+            lines.append(f"NO POWER: these canaries and delta can show at most {self.ceiling:.3g}, below the claim")
+        return "\n".join(lines)
+
     def summary(self) -> str:
         return (f"{label(self.method, self.fdp_public)} "
                 f"[{self.accounting}, sabotage {self.sabotage}]: claimed epsilon {self.epsilon_claimed:.3g}, "

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import audit as audit_mod
 from . import config as config_mod
-from .methods import PRIVATE_METHODS, label
+from .grid import GRIDS
+from .methods import PRIVATE_METHODS
 from .overrides import FIELD_FLAG, field_flags, parse_overrides
 
 
@@ -129,24 +130,27 @@ def cmd_pretrain(args) -> None:
     print(f"start: {start_path(cfg)}")
 
 
+def _took(stored: bool, t0: float) -> str:
+    return "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
+
+
 def cmd_tune(args) -> None:
     from .tuning import disagreements, tune, tuning_path
     from .tuning_optimizers import optimizer_tuning_path, tune_optimizers
     cfg = _cfg(args)
     if args.optimizers:
-        from .grid import GRIDS
         if not GRIDS[args.preset].optimizer_cells:
             print(f"optimizer tuning: the {args.preset} grid has no optimizer axis; nothing to tune")
             return
         stored, t0 = optimizer_tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
         out = tune_optimizers(args.preset, fresh=args.fresh, **parse_overrides(args))
-        how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
+        how = _took(stored, t0)
         chosen = "; ".join(f"{o} at epsilon {e}: lr {lr:g}" for o, by in out["chosen"].items() for e, lr in by.items())
         print(f"optimizer tuning: {how}; chosen {chosen} ({optimizer_tuning_path(cfg)})")
         return
     stored, t0 = tuning_path(cfg).is_file() and not args.fresh, time.perf_counter()
     out = tune(args.preset, fresh=args.fresh, **parse_overrides(args))
-    how = "reused" if stored else f"ran on the public split in {(time.perf_counter() - t0) / 60:.1f} min"
+    how = _took(stored, t0)
     chosen = ", ".join(f"{k}={v:g}" for k, v in out["chosen"].items())
     print(f"tuning: {how}; chosen {chosen} ({tuning_path(cfg)})")
     for field, (have, want) in disagreements(cfg, out).items():
@@ -168,14 +172,7 @@ def cmd_audit(args) -> None:
         raise SystemExit("dphpe audit: give --method (one audit) or --all (the preset's audits for the book)")
     r = run_audit(_cfg(args), canaries=args.canaries, seed=args.seed, accounting=args.accounting,
                   sabotage=args.sabotage, allow_no_power=args.allow_no_power)
-    print(f"{'method':<22}{'accounting':<12}{'sabotage':<14}{'claimed eps':>12}{'lower bound':>13}"
-          f"{'right/guesses':>15}{'canaries':>10}")
-    name = label(r.method, r.fdp_public)
-    print(f"{name:<22}{r.accounting:<12}{r.sabotage:<14}{r.epsilon_claimed:>12.3f}{r.epsilon_lower_bound:>13.3f}"
-          f"{f'{r.correct}/{r.guesses}':>15}{r.canaries:>10}")
-    print(f"audited: {r.what}; best rule: {r.rule}")
-    if r.ceiling < r.epsilon_claimed:
-        print(f"NO POWER: these canaries and delta can show at most {r.ceiling:.3g}, below the claim")
+    print(r.report())
     if args.json:
         print(f"wrote {save_audit(r, args.json)}")
 
