@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, fields
 
 from .methods import METHODS as METHOD_TABLE, unread_fields
+from .validation import validate
 
 DATASETS = ("synthpose", "mpii")
 PUBLIC_DATASETS = ("synthpose", "coco")
@@ -133,8 +134,9 @@ class Config:
     results_dir: str = "results"
 
     def __post_init__(self) -> None:
-        from .validation import validate      # it reads this module's constants
-        validate(self)
+        validate(self, dict(preset=tuple(PRESETS), dataset=DATASETS, public_dataset=PUBLIC_DATASETS,
+                            model_size=MODEL_SIZES, strategy=STRATEGIES, method=METHODS, fdp_public=FDP_PUBLIC,
+                            joint_layer=JOINT_LAYERS, accountant=ACCOUNTANTS, device=DEVICES, optimizer=OPTIMIZERS))
 
     # -- derived values ------------------------------------------------------------------
     @property

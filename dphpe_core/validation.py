@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from . import config as C
 from .methods import METHODS as METHOD_TABLE
 
 
-def validate(cfg) -> None:
-    """Refuse `cfg` (a Config) at its first invalid field, with what was expected."""
+def validate(cfg, choices: dict[str, tuple]) -> None:
+    """Refuse `cfg` (a Config) at its first invalid field, with what was expected; `choices`: each field
+    with a fixed set of values, and those values (config.py's constants)."""
     def bad(name: str, expected: str) -> ValueError:
         return ValueError(f"config field {name}={getattr(cfg, name)!r} is invalid: expected {expected}")
 
@@ -24,10 +24,6 @@ def validate(cfg) -> None:
         expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
         if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
             raise bad(f.name, f"a value of type {f.type}")
-    choices = dict(preset=tuple(C.PRESETS), dataset=C.DATASETS, public_dataset=C.PUBLIC_DATASETS,
-                   model_size=C.MODEL_SIZES, strategy=C.STRATEGIES, method=C.METHODS,
-                   fdp_public=C.FDP_PUBLIC, joint_layer=C.JOINT_LAYERS, accountant=C.ACCOUNTANTS, device=C.DEVICES,
-                   optimizer=C.OPTIMIZERS)
     for name, options in choices.items():
         if getattr(cfg, name) not in options:
             raise bad(name, f"one of {list(options)}")

@@ -85,3 +85,17 @@ def test_the_package_has_no_import_circle():
     for module in sorted(graph):
         visit(module, [])
     assert not graph["model"] & {"data", "train", "loop", "start"}, "model.py imports neither data nor training"
+
+
+def test_the_readmes_architecture_lists_every_module_and_each_fits_in_a_sitting():
+    """The README's layout is the code's: every module of the package named there, none that is gone, and
+    each module of one concept within DESIGN's 300 lines."""
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("## Architecture"):]
+    block = block[block.index("dphpe_core/"):block.index("notebooks/ ")]
+    listed = set(re.findall(r"^  (\w+\.py)\b", block, re.M))
+    modules = {p.name for p in (REPO / "dphpe_core").glob("*.py")} - {"__init__.py"}
+    assert listed == modules, (f"in the package, not the README: {sorted(modules - listed)}; "
+                               f"in the README, not the package: {sorted(listed - modules)}")
+    long = {p.name: n for p in (REPO / "dphpe_core").glob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, f"modules over 300 lines: {long}"
