@@ -27,21 +27,17 @@ COLAB_CELL = """\
 import os
 import subprocess
 import sys
-
+from importlib.metadata import distributions
 REPOSITORY = "{url}"
 if "google.colab" in sys.modules:  # on Colab: the repository with its study records, installed (a few minutes)
+    folder = REPOSITORY.rsplit("/", 1)[-1]
     if not os.path.isfile("dphpe_core/colab.py"):
-        folder = REPOSITORY.rsplit("/", 1)[-1]
         if not os.path.isdir(folder):
             subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, folder], check=True)
         os.chdir(folder)  # results/ is now the repository's: its committed records are read, not retrained
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        version("dphpe")
-    except PackageNotFoundError:  # if pip then asks to restart the runtime, do so and run this cell again
+    if "dphpe" not in {{d.metadata["Name"] for d in distributions()}}:  # if pip asks for a restart: restart, rerun
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "."], check=True)
 from dphpe_core.colab import setup
-
 runtime = setup()"""
 
 
