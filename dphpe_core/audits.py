@@ -103,3 +103,46 @@ def audit_table(audits: list[AuditResult]):
              "right / guesses": f"{a.correct} / {a.guesses}", "canaries": a.canaries,
              "wall (s)": round(a.wall_s)} for a in audits]
     return pd.DataFrame(rows).set_index(["method", "accounting", "sabotage"])
+
+
+def audit_numbers(audits: list[AuditResult]) -> dict:
+    """The audit chapter's numbers and verdicts (glued into its prose), from the book's audits (AUDITS)."""
+    by = {(a.method, a.fdp_public, a.accounting, a.sabotage): a for a in audits}
+    honest = [a for a in audits if a.accounting == "honest" and a.sabotage == "none"]
+    sabotage = {s: by[(REFERENCE, "independent", "honest", s)] for s in SABOTAGE[1:]}
+    paper = {src: by[(m, src, "paper", "none")] for m, p in METHODS.items() for src in p.paper_audit_sources}
+    same, indep = paper["same-batch"], paper["independent"]
+    bad = [a for a in honest if a.epsilon_lower_bound > a.epsilon_claimed]
+    caught = all(a.epsilon_lower_bound > a.epsilon_claimed for a in sabotage.values())
+    return {"aud_canaries": audits[0].canaries, "aud_max_honest": max(a.epsilon_lower_bound for a in honest),
+            "aud_claim": max(a.epsilon_claimed for a in honest),
+            "aud_noise": sabotage["noise-div-10"].epsilon_lower_bound, "aud_noclip": sabotage["no-clip"].epsilon_lower_bound,
+            "aud_same": same.epsilon_lower_bound, "aud_indep": indep.epsilon_lower_bound,
+            "aud_paper_claim": same.epsilon_claimed, "aud_paper_lambda": same.public_weight,
+            "aud_honest_verdict": "no correctly accounted mechanism audits above its claim" if not bad else
+            "PRIVACY BUG: " + ", ".join(f"{a.method}/{a.fdp_public}" for a in bad) + " audit above their claims",
+            "aud_sabotage_verdict": "are caught" if caught else "are NOT all caught: the audit lacks power here",
+            "aud_same_verdict": "above" if same.epsilon_lower_bound > same.epsilon_claimed else "not above",
+            "aud_indep_verdict": "above" if indep.epsilon_lower_bound > indep.epsilon_claimed else "not above"}
+
+
+def score_panels(audits: list[AuditResult]):
+    """The attack's scores for canaries in (heads) and out (tails): a correct DP-SGD, DP-SGD with a tenth of
+    the noise, and the paper's feature DP on the same batch under the paper's accounting."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+    by = {(a.method, a.fdp_public, a.accounting, a.sabotage): a for a in audits}
+    paper = next((m, s) for m, p in METHODS.items() for s in p.paper_audit_sources)
+    rows = [(f"{METHOD_NAMES[REFERENCE]}, correct", by[(REFERENCE, "independent", "honest", "none")]),
+            (f"{METHOD_NAMES[REFERENCE]}, a tenth of the noise", by[(REFERENCE, "independent", "honest", "noise-div-10")]),
+            (f"{METHOD_NAMES[paper[0]]} {paper[1].replace('-', ' ')}, the paper's accounting",
+             by[(*paper, "paper", "none")])]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, (title, a) in zip(axes, rows):
+        data = pd.DataFrame({"score": a.scores_in + a.scores_out,
+                             "coin": ["heads"] * len(a.scores_in) + ["tails"] * len(a.scores_out)})
+        sns.histplot(data, x="score", hue="coin", bins=40, element="step", stat="density", common_norm=False, ax=ax)
+        ax.set(title=f"{title}\nbound {a.epsilon_lower_bound:.2f} (claim {a.epsilon_claimed:.2f})", xlabel="attack score")
+    fig.tight_layout()
+    return fig

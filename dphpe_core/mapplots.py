@@ -89,3 +89,25 @@ def optimizer_axis(axis: pd.DataFrame):
     axes[0][0].set_ylabel("PCKh@0.5 (%)")
     fig.tight_layout()
     return fig
+
+
+def n_axis(reg: pd.DataFrame, *, paper_nxe: float):
+    """The N axis (regime.regime_table): PCKh@0.5 against N x epsilon per method with 95% intervals, and the
+    points each method gains on DP-SGD, on log axes, the paper's N x epsilon marked; one colour per method
+    in both panels."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for i, (name, rows) in enumerate(reg.groupby("Method", sort=False)):
+        axes[0].errorbar(rows.n_x_epsilon, rows["mean"], yerr=rows.ci95.fillna(0), marker="o", ms=4, capsize=3,
+                         label=name, color=f"C{i}")
+        if rows.points.notna().any():
+            axes[1].plot(rows.n_x_epsilon, rows.points, marker="o", label=name, color=f"C{i}")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.axvline(paper_nxe, ls="--", color="grey", lw=1)
+        ax.set_xlabel("N x epsilon (private crops x epsilon)")
+    axes[0].set_ylabel("PCKh@0.5 (%)")
+    axes[1].set_ylabel("points gained on DP-SGD")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -92,3 +92,11 @@ def run_notebooks(preset: str, out_dir="book", *, notebooks=None, repo=".", resu
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(run, paths))
+
+
+def glue_all(values: dict) -> None:
+    """Glue every (name, value) of `values` for the book's prose (myst-nb's glue, not displayed): a notebook
+    cell asks one package function for its numbers and glues them in one call."""
+    from myst_nb import glue
+    for name, value in values.items():
+        glue(name, value, display=False)

@@ -1,0 +1,105 @@
+"""The regime chapter's numbers, glued into its prose (runbook.glue_all), and its tables in the book's words:
+each a function of regime.py's and cells.py's tables, so that a notebook cell is a call and a plot.
+
+    python -c "from dphpe_core import mapnumbers; help(mapnumbers)"
+"""
+
+from __future__ import annotations
+
+from .findings import GAP_MARGIN
+from .intervals import mean_ci_text
+from .methods import HEADLINE, METHOD_NAMES, NONPRIVATE, REFERENCE
+from .privacy import relations_table
+from .regime import cost_axis_clip_norms, cost_reached_text, paper_cost, paper_view_ratio
+from .results import main_grid
+from .tuning import MPII_TRAIN_CROPS
+
+
+def n_axis_numbers(reg) -> dict:
+    """The N axis (regime.regime_table): its epsilon and sizes, the paper's N x epsilon, and at the largest
+    and the smallest N the reference's, the headline method's and the non-private means, the gap, how far
+    the headline method is behind, its recovery and the reference's signal-to-noise."""
+    sizes = sorted(reg.n_private.unique())
+    eps = float(reg.epsilon.iloc[0])
+    out = {"reg_eps": eps, "reg_sizes": ", ".join(f"{n:,}" for n in sizes), "paper_nxe": MPII_TRAIN_CROPS * eps,
+           "reg_margin": GAP_MARGIN}
+    names = {m: METHOD_NAMES[m] for m in (REFERENCE, HEADLINE, NONPRIVATE)}
+    for key, n in (("big", max(sizes)), ("small", min(sizes))):
+        frame = reg[reg.n_private == n].set_index("Method")
+        for m, name in names.items():
+            if name in frame.index:
+                out[f"reg_{key}_{m}"] = float(frame.loc[name, "mean"])
+        out[f"reg_{key}_rec"] = frame.recovery_text.get(names[HEADLINE], f"no {METHOD_NAMES[HEADLINE].lower()} run")
+        if set(names.values()) <= set(frame.index):
+            out[f"reg_{key}_gap"] = float(frame.loc[names[NONPRIVATE], "mean"] - frame.loc[names[REFERENCE], "mean"])
+            out[f"reg_{key}_behind"] = float(frame.loc[names[REFERENCE], "mean"] - frame.loc[names[HEADLINE], "mean"])
+        out[f"reg_{key}_snr"] = float(frame.snr.get(names[REFERENCE], float("nan")))
+    return out
+
+
+def n_axis_table(reg):
+    """The N axis in the book: mean ± 95% interval per method (its best C) and private set size."""
+    table = reg.assign(cell=mean_ci_text(reg)).pivot(index="Method", columns="n_private", values="cell")
+    table.columns = [f"N = {n:,}" for n in table.columns]
+    table.index.name = "method (best C)"
+    return table
+
+
+def paper_cost_ends(paper) -> dict[float, float]:
+    """DP-SGD's cost in the paper (paper_cost) at its largest and its smallest epsilon, {epsilon: %}."""
+    costs = paper_cost(paper)
+    return {e: costs[e] for e in (max(costs), min(costs))}
+
+
+def cost_numbers(axis, summary, paper_costs: dict, preset: str) -> dict:
+    """The epsilon axis (regime.cost_axis): its C, seeds and smallest epsilon, the reference's mean and cost
+    there, the non-private mean, where the paper's costs are reached, and what the RDP accounting of the
+    grid's largest epsilon spends under PLD."""
+    low = axis[axis.epsilon == axis.epsilon.min()].set_index("method")
+    out = {"cost_clips": " and ".join(f"{c:g}" for c in cost_axis_clip_norms(preset)), "cost_seeds": int(axis.n.max()),
+           "cost_eps_min": float(axis.epsilon.min()), "cost_low_dpsgd": float(low.loc[REFERENCE, "mean"]),
+           "cost_low_pct": float(low.loc[REFERENCE, "cost_pct"]), "cost_nonprivate": float(axis.nonprivate.iloc[0])}
+    for key, (e, share) in zip(("hi", "lo"), paper_costs.items()):
+        out.update({f"cost_paper_{key}_eps": e, f"cost_paper_{key}": share,
+                    f"cost_reach_{key}": cost_reached_text(axis, share)})
+    grid = main_grid(summary)
+    rdp = relations_table(grid[(grid.method == REFERENCE) & (grid.strategy == "finetune")])
+    out.update(cost_rdp_eps=float(rdp.target.max()), cost_rdp_as_pld=float(rdp.add_remove_pld.iloc[-1]))
+    return out
+
+
+def cost_table(axis):
+    """The epsilon axis in the book: mean ± 95% interval per method (its better C), epsilon falling."""
+    table = axis.assign(cell=mean_ci_text(axis)).pivot(index="Method", columns="epsilon", values="cell")
+    table = table[sorted(table.columns, reverse=True)]
+    table.columns = [f"eps {e:g}" for e in table.columns]
+    table.index.name = "method (better C)"
+    return table
+
+
+def reference_at_top(reg) -> float:
+    """The reference's mean at the N axis' largest private set (the headline cell)."""
+    return float(reg[(reg.n_private == reg.n_private.max()) & (reg.method == REFERENCE)]["mean"].iloc[0])
+
+
+def view_numbers(view, reg, paper) -> dict:
+    """The public-view axis (regime.view_axis): the paper's blurred-only ratio, ours at the paper's blur, the
+    blurs in pixels, the epsilon and the reference's mean there."""
+    at_paper = view[(view.method == NONPRIVATE) & (view.blur_sigma_256 == view.blur_sigma_256.max())].iloc[0]
+    return {"view_paper_ratio": paper_view_ratio(paper), "view_ratio_paper_blur": float(at_paper.ratio),
+            "view_paper_px": float(at_paper.blur_px), "view_min_px": float(view.blur_px.min()),
+            "view_eps": float(reg.epsilon.iloc[0]), "view_dpsgd": reference_at_top(reg)}
+
+
+def optimizer_numbers(opt, tuning: dict) -> dict:
+    """The optimizer axis (regime.optimizer_axis) and its tuning: the epsilons, AdamW's chosen rates, and
+    whether the rates chosen on the stand-in carried to the study (regime.optimizer_transfer)."""
+    from .regime import optimizer_transfer
+    adamw = dict(sorted(tuning["chosen"]["adamw"].items(), key=lambda kv: -float(kv[0])))
+    carried = optimizer_transfer(opt, tuning)
+    out = {"opt_eps": " and ".join(f"{e:g}" for e in sorted(opt.epsilon.unique(), reverse=True)),
+           "opt_adamw_rates": ", ".join(f"{lr:g}" for lr in adamw.values()), "opt_tuned_eps": ", ".join(adamw),
+           "opt_top_eps": float(opt.epsilon.max())}
+    out.update({f"opt_{key.replace('_in', '')}_{name}": carried[name][key]
+                for name in ("adamw", "sgd") for key in ("stand_in", "study")})
+    return out
