@@ -239,3 +239,14 @@ def errorbar_grid(stats: pd.DataFrame, *, x: str, hue: str, col: str | None = No
     return g.figure
 
 
+
+
+def joint_heatmaps(tables: dict):
+    """booktables.per_joint's tables as heatmaps, one per PCKh threshold, 0 to 100."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(12, 3.2))
+    for ax, (level, t) in zip(np.atleast_1d(axes), tables.items()):
+        sns.heatmap(t.drop(columns=["± 95% CI", "seeds"]), annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100,
+                    cbar=False, ax=ax)
+        ax.set(title=level, ylabel="")
+    fig.tight_layout()
+    return fig

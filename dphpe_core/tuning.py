@@ -241,3 +241,12 @@ def tuning_notes(tuning: dict):
         rows.append({"method": METHOD_NAMES[method], "field": field, "chosen": f"{n['chosen']:g}",
                      "why the candidates stop there": n["note"] + (f": {meaning}" if meaning else "")})
     return pd.DataFrame(rows).set_index(["method", "field"])
+
+
+def tuning_numbers(cfg: Config, tuning: dict) -> dict:
+    """The tuning's numbers for the baselines chapter's prose: the stand-in's split, its epsilon and the real
+    one it stands for, its C, and the subspace schedule at the study's length (`schedule`)."""
+    out = {f"tune_split_{k}": v for k, v in tuning["split"].items()}
+    out.update(tune_eps=tuning["epsilon"], tune_eps_real=tuning["epsilon_real"], tune_clip=tuning["clip_norm"])
+    out.update({f"tune_{k.removeprefix('study_')}": v for k, v in schedule(cfg, tuning).items()})
+    return out
