@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .intervals import mean_ci_text, seed_stats
-from .methods import HEADLINE, METHOD_NAMES, NONPRIVATE
+from .methods import HEADLINE, METHOD_NAMES, NONPRIVATE, REFERENCE
 from .results import GROUPS, at_full_size, best_clip, main_grid, paper_results
 
 INPUTS = {False: "raw crops", True: "blurred crops only"}
@@ -87,3 +87,95 @@ def findings_table(checked: list[dict]):
 def findings_numbers(checked: list[dict]) -> dict:
     """Each finding's sentence, finding_<number>."""
     return {f"finding_{f['number']}": f["text"] for f in checked}
+
+
+def sweep_stats(summary):
+    """The epsilon sweep: mean and 95% interval per strategy, C, method and epsilon over the paper's grid,
+    with feature DP's and the hybrid's epsilon 0 point (the blurred-only baseline)."""
+    from .publicview import with_public_only
+    return with_public_only(seed_stats(main_grid(summary), ["strategy", "clip_norm", "Method", "epsilon"]), summary)
+
+
+def sweep_numbers(stats, summary) -> dict:
+    """The sweep's best cell at its largest epsilon, that epsilon and the runs of the grid."""
+    top = stats[stats.epsilon == stats.epsilon.max()].sort_values("mean", ascending=False).iloc[0]
+    return {"best_method": top.Method, "best_pckh": float(top["mean"]), "best_clip": float(top.clip_norm),
+            "best_strategy": top.strategy, "eps_max": float(stats.epsilon.max()), "n_runs": len(main_grid(summary))}
+
+
+def sweep_table(stats):
+    """The sweep in the book: mean ± 95% interval per strategy, C and method (rows) and epsilon (columns)."""
+    table = stats.assign(cell=mean_ci_text(stats)).pivot(index=["strategy", "clip_norm", "Method"],
+                                                         columns="epsilon", values="cell").fillna("")
+    table.columns = [f"epsilon {e:g}" for e in table.columns]
+    table.index.names = ["strategy", "C", "method"]
+    return table
+
+
+def paper_against_ours(summary) -> tuple[pd.DataFrame, dict]:
+    """Every cell of the paper's grid that we ran: the paper's PCKh beside our mean over seeds; the number of
+    cells and the rank correlation (Spearman) between the two."""
+    keys = ["strategy", "method", "clip_norm", "epsilon"]
+    paper = paper_results()
+    ours = seed_stats(main_grid(summary), keys).rename(columns={"mean": "ours"})
+    both = ours.merge(paper[keys + ["pckh_mean"]].rename(columns={"pckh_mean": "paper"}), on=keys, how="inner")
+    both["Method"] = both.method.map(METHOD_NAMES)
+    return both, {"n_compared": len(both),
+                  "rank_corr": float(both[["paper", "ours"]].corr(method="spearman").iloc[0, 1])}
+
+
+def recovery_numbers(summary) -> tuple[pd.DataFrame, dict]:
+    """The paper's gap recovery (the headline method at the largest epsilon against the reference at the
+    smallest) in ours and in the paper's, the same at equal epsilon, and findings.recovery_table's cells
+    (finetuning)."""
+    import statistics
+
+    from .findings import GAP_MARGIN, best_cell, recovery, recovery_sentence, recovery_table
+    paper = paper_results()
+    fin = main_grid(summary)
+    fin = fin[fin.strategy == "finetune"]
+    base = at_full_size(summary[(summary.method == NONPRIVATE) & (summary.strategy == "finetune")
+                                & ~summary.blurred_only.astype(bool)]).pckh_mean.tolist()
+    paper_fin = paper[paper.strategy == "finetune"]
+    paper_base = paper[(paper.method == NONPRIVATE) & (paper.strategy == "finetune")
+                       & ~paper.blurred_only.astype(bool)].pckh_mean.iloc[0]
+    lo, hi = fin.epsilon.min(), fin.epsilon.max()
+    head, ref = best_cell(fin, HEADLINE, hi), best_cell(fin, REFERENCE, hi)
+    rec = recovery_table(fin, base)
+    return rec, {
+        "our_recovery_text": recovery_sentence(recovery(head, best_cell(fin, REFERENCE, lo), base)),
+        "paper_recovery": recovery(best_cell(paper_fin, HEADLINE, paper_fin.epsilon.max()),
+                                   best_cell(paper_fin, REFERENCE, paper_fin.epsilon.min()), [paper_base],
+                                   single_seed_ok=True)["recovery"],
+        "eq_eps": float(hi), "eq_hybrid_text": recovery_sentence(recovery(head, ref, base)),
+        "eq_gap": statistics.mean(base) - statistics.mean(ref), "eq_behind": statistics.mean(ref) - statistics.mean(head),
+        "gap_margin": GAP_MARGIN, "rec_shown": int(rec.shown.sum()), "rec_cells": len(rec)}
+
+
+def public_only(summary, preset: str) -> tuple[pd.DataFrame, dict]:
+    """What the public view alone gives (publicview.public_only_comparison), ours beside the paper's, and the
+    paper's numbers for the prose (po_paper_<what>_<strategy>) with our verdict in words."""
+    from .publicview import public_only_comparison, public_only_text
+    paper = paper_results()
+    ours_po, paper_po = public_only_comparison(summary), public_only_comparison(paper)
+    numbers = {"po_eps": float(paper.epsilon.max()), "po_ours_text": public_only_text(ours_po)}
+    for row in paper_po.itertuples():
+        key = "blur" if row.clip_norm != row.clip_norm else row.what.split()[0].lower()
+        numbers[f"po_paper_{key}_{row.strategy}"] = float(row.mean)
+    both = pd.concat({f"ours ({preset})": ours_po.set_index(["strategy", "what"]),
+                      "paper (MPII)": paper_po.set_index(["strategy", "what"])}, axis=1)
+    return both.round(2), numbers
+
+
+def paper_public_view_curves():
+    """The paper's feature DP and hybrid curves from their blurred-only point at epsilon 0."""
+    from .publicview import PUBLIC_VIEW_METHODS, paper_stats, with_public_only
+    paper = paper_results()
+    curves = paper_stats(paper)
+    return with_public_only(curves[curves.method.isin(PUBLIC_VIEW_METHODS)], paper)
+
+
+def strategy_baselines(summary) -> dict[str, float]:
+    """Each strategy's non-private mean (raw crops), the line the strategies figure draws."""
+    base = at_full_size(summary[(summary.method == NONPRIVATE) & ~summary.blurred_only.astype(bool)])
+    return base.groupby("strategy").pckh_mean.mean().to_dict()

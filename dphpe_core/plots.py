@@ -250,3 +250,35 @@ def joint_heatmaps(tables: dict):
         ax.set(title=level, ylabel="")
     fig.tight_layout()
     return fig
+
+
+def gain_grid(rec: pd.DataFrame):
+    """findings.recovery_table's points gained on DP-SGD per epsilon, method and C, with 95% intervals."""
+    fig = errorbar_grid(rec.rename(columns={"points": "mean", "points_ci": "ci95"}), x="epsilon", hue="Method",
+                        col="clip_norm", ylabel="points gained on DP-SGD")
+    for ax in fig.axes:
+        ax.axhline(0, color="k", lw=0.8)
+    return fig
+
+
+def paper_scatter(both: pd.DataFrame, preset: str):
+    """booktables.paper_against_ours: our mean against the paper's PCKh per cell, the diagonal marked."""
+    g = sns.relplot(both, x="paper", y="ours", hue="Method", style="strategy", col="clip_norm", height=3.2)
+    for ax in g.axes.flat:
+        ax.plot([0, 100], [0, 100], ls=":", color="grey", lw=1)
+    g.set_axis_labels("paper, MPII (PCKh@0.5)", f"ours, {preset} (PCKh@0.5)")
+    return g.figure
+
+
+def strategy_bars(top: pd.DataFrame, baselines: dict[str, float], *, errorbar):
+    """PCKh@0.5 per method and strategy (bars with `errorbar`, per C), each strategy's non-private mean
+    dashed in its colour."""
+    g = sns.catplot(top, x="Method", y="pckh_mean", hue="strategy", col="clip_norm", kind="bar", errorbar=errorbar,
+                    capsize=0.1, height=3.2, aspect=1.1)
+    colours = dict(zip(sorted(top.strategy.unique()), sns.color_palette()))
+    lines = [(colours[s], v) for s, v in baselines.items() if s in colours]
+    for ax in g.axes.flat:
+        for colour, value in lines:
+            ax.axhline(value, ls="--", lw=1, color=colour)
+    g.set_axis_labels("", "PCKh@0.5 (%)")
+    return g.figure
