@@ -191,3 +191,36 @@ def bench_strategies(preset: str = "embedded", *, strategies=("finetune", "full"
     return {"preset": preset, "runs": [bench_steps(preset, strategy=s, **kwargs) for s in strategies]}
 
 
+
+
+def read_steps(path) -> tuple:
+    """A stored `dphpe bench --json` file: its runs (one per strategy; None where there is no file) and one
+    row per strategy and method (step time, ratio to non-private, images per second, peak memory)."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+    path = Path(path)
+    if not path.is_file():
+        return None, None
+    bench = json.loads(path.read_text())
+    runs = bench.get("runs", [bench])           # an older `dphpe bench` wrote one strategy, without "runs"
+    from .methods import METHOD_NAMES
+    steps = pd.DataFrame([{"strategy": run["strategy"], "method": METHOD_NAMES[m], "step (ms)": 1000 * s,
+                           "ratio to non-private": run["ratio"][m], "images/s": run["images_per_s"][m],
+                           "peak memory (MB)": (run.get("peak_mb") or {}).get(m)}
+                          for run in runs for m, s in run["step_s"].items()])
+    return runs, steps.set_index(["strategy", "method"]).round(2)
+
+
+def wall_times(runs) -> tuple:
+    """Median wall time per method over the study's runs, and the cost chapter's ratios: the slowest run
+    against its cell's median, and the headline method's and the reference's median over the non-private."""
+    from .methods import HEADLINE, METHOD_NAMES, REFERENCE
+    per_method = runs.groupby("Method").wall_s.median()
+    cell_median = runs.groupby(["Method", "strategy"]).wall_s.transform("median")
+    base = per_method[METHOD_NAMES[NONPRIVATE]]
+    return per_method.round(1).to_frame("median wall time (s)"), {
+        "cost_slowest": float((runs.wall_s / cell_median).max()),
+        "cost_ratio_hybrid": float(per_method.get(METHOD_NAMES[HEADLINE], float("nan")) / base),
+        "cost_ratio_dpsgd": float(per_method.get(METHOD_NAMES[REFERENCE], float("nan")) / base)}

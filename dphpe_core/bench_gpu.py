@@ -176,3 +176,29 @@ def printing_report(json_path=None):
             Path(json_path).parent.mkdir(parents=True, exist_ok=True)
             Path(json_path).write_text(json.dumps(result, indent=1))
     return report
+
+
+def gpu_figure(gpu):
+    """The paper's model on a GPU (float32): images per second against batch size, per method and strategy."""
+    import seaborn as sns
+    paper = gpu[(~gpu.TF32) & (gpu.preset == "paper")]
+    grid = sns.relplot(paper, x="batch", y="images/s", hue="Method", col="strategy", kind="line", marker="o",
+                       height=3.2, aspect=1.2)
+    grid.set(xscale="log", yscale="log")
+    batches = sorted(paper.batch.unique())
+    for ax in grid.axes.flat:
+        ax.set_xticks(batches, [str(b) for b in batches])
+    grid.set_axis_labels("batch size", "images per second")
+    return grid.figure
+
+
+def gpu_throughput(gpu):
+    """Images per second per preset, strategy and batch (float32), methods in the table's order, with
+    DP-SGD's peak memory."""
+    from .methods import METHOD_NAMES, REFERENCE
+    fp32 = gpu[~gpu.TF32]
+    table = fp32.pivot_table(index=["preset", "strategy", "batch"], columns="Method", values="images/s", aggfunc="first")
+    table = table[[m for m in METHOD_NAMES.values() if m in table.columns]]
+    name = METHOD_NAMES[REFERENCE]
+    peak = fp32[fp32.Method == name].set_index(["preset", "strategy", "batch"])["peak memory (GB)"]
+    return table.join(peak.rename(f"{name} peak memory (GB)")).round(1)
