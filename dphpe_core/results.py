@@ -56,6 +56,13 @@ class RunResult:
     def cfg(self) -> Config:
         return Config.from_dict(self.config)
 
+    def numbers(self) -> dict:
+        """The run chapter's numbers: PCKh@0.5 and @0.1, the epsilon spent (inf without privacy), the noise
+        multiplier (0 without) and the wall time."""
+        return {"run_pckh": self.pckh["Mean"], "run_pckh01": self.pckh01["Mean"],
+                "run_eps": self.privacy.get("epsilon_spent", float("inf")),
+                "run_sigma": self.privacy.get("noise_multiplier", 0.0), "run_wall": self.wall_s}
+
     def summary(self) -> str:
         p, c = self.privacy, self.config
         priv = "non-private"

@@ -29,6 +29,10 @@ def test_notebook_rules(path):
         if c.cell_type == "code":
             assert not any(l.lstrip().startswith(("def ", "class ")) for l in c.source.splitlines()), \
                 "no def or class in a notebook: put it in dphpe_core"
+            # a cell is a call and a plot: what computes a table or a number is a package function
+            assert len(c.source.splitlines()) <= 15, f"a code cell of {len(c.source.splitlines())} lines (at most 15)"
+            assert not any(l.lstrip().startswith(("for ", "while ")) for l in c.source.splitlines()), \
+                "no loop in a notebook cell: a package function computes what it would"
             assert not c.outputs, "notebook templates are committed without outputs"
 
 
