@@ -133,6 +133,21 @@ def steps_per_epoch(cfg: Config, n: int) -> int:
     return max(1, round(n / cfg.expected_batch_size))
 
 
+def training_batches(cfg: Config, mech: Mechanism, train_set: Dataset) -> DataLoader:
+    """A private method's Poisson batches at its plan's rate, the plan's steps spread over the epochs; a
+    non-private run's shuffled batches of the expected batch size."""
+    if mech.poisson:
+        return _poisson_loader(train_set, mech.plan.sample_rate, mech.plan.steps // cfg.epochs, seed=cfg.seed,
+                               workers=cfg.num_workers)
+    return _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)
+
+
+def _epoch_line(desc: str, done: int, epochs: int, elapsed: float, val: list) -> str:
+    """One epoch's line for a log file: the val score where there is one, time spent and left."""
+    score = f", val PCKh@0.5 {val[-1]:.1f}" if val else ""
+    return f"{desc}: epoch {done}/{epochs}{score}; {elapsed:.0f} s elapsed, ~{elapsed / done * (epochs - done):.0f} s left"
+
+
 def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset | None, device,
         desc: str, progress: bool = True, public_set: Dataset | None = None,
         plan=None, stages=()) -> tuple[dict, Mechanism]:
@@ -151,11 +166,7 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
     mech = make_optimizer(cfg, model, private_set=train_set, public_set=public_set, steps_per_epoch=per_epoch,
                           device=device, plan=plan, stages=stages)
     sched = torch.optim.lr_scheduler.MultiStepLR(mech.optimizer, [cfg.lr_decay_epoch], gamma=cfg.lr_decay)
-    if mech.poisson:                    # the plan's rate, and its steps spread over the epochs
-        loader = _poisson_loader(train_set, mech.plan.sample_rate, mech.plan.steps // cfg.epochs, seed=cfg.seed,
-                                 workers=cfg.num_workers)
-    else:
-        loader = _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)
+    loader = training_batches(cfg, mech, train_set)
     view = image_view(cfg)
     curves = {"epoch": [], "loss": [], "val_pckh": [], "lr": []}
     # on a terminal a bar; elsewhere (a log file) one line per epoch
@@ -181,10 +192,7 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
             curves["val_pckh"].append(evaluate(model, val_set, device=device, flip_test=False, view=view)[0]["Mean"])
             bar.set_postfix(val=f"{curves['val_pckh'][-1]:.1f}")
         if lines:
-            elapsed = time.perf_counter() - t0
-            val = f", val PCKh@0.5 {curves['val_pckh'][-1]:.1f}" if val_set is not None else ""
-            print(f"{desc}: epoch {epoch + 1}/{cfg.epochs}{val}; {elapsed:.0f} s elapsed, "
-                  f"~{elapsed / (epoch + 1) * (cfg.epochs - epoch - 1):.0f} s left", flush=True)
+            print(_epoch_line(desc, epoch + 1, cfg.epochs, time.perf_counter() - t0, curves["val_pckh"]), flush=True)
     bar.close()
     mech.optimizer.zero_grad(set_to_none=True)
     if mech.model is not model:
