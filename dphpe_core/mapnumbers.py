@@ -6,9 +6,9 @@ each a function of regime.py's and cells.py's tables, so that a notebook cell is
 
 from __future__ import annotations
 
-from .findings import GAP_MARGIN
+from .findings import GAP_MARGIN, verdict
 from .intervals import mean_ci_text
-from .methods import HEADLINE, METHOD_NAMES, NONPRIVATE, REFERENCE
+from .methods import HEADLINE, METHOD_NAMES, NONPRIVATE, PROJECTING, REFERENCE
 from .privacy import relations_table
 from .regime import cost_axis_clip_norms, cost_reached_text, paper_cost, paper_view_ratio
 from .results import main_grid
@@ -91,15 +91,51 @@ def view_numbers(view, reg, paper) -> dict:
             "view_eps": float(reg.epsilon.iloc[0]), "view_dpsgd": reference_at_top(reg)}
 
 
-def optimizer_numbers(opt, tuning: dict) -> dict:
-    """The optimizer axis (regime.optimizer_axis) and its tuning: the epsilons, AdamW's chosen rates, and
-    whether the rates chosen on the stand-in carried to the study (regime.optimizer_transfer)."""
+def optimizer_numbers(opt, tuning: dict, axis, grid_lr: float) -> dict:
+    """The optimizer axis (regime.optimizer_axis) and its tuning: the epsilons, AdamW's chosen rates, whether
+    the rates chosen on the stand-in carried to the study (regime.optimizer_transfer), where projection
+    gains under each optimizer, and what the chosen rate does against the grid's (`axis`: cost_axis)."""
     from .regime import optimizer_transfer
     adamw = dict(sorted(tuning["chosen"]["adamw"].items(), key=lambda kv: -float(kv[0])))
     carried = optimizer_transfer(opt, tuning)
     out = {"opt_eps": " and ".join(f"{e:g}" for e in sorted(opt.epsilon.unique(), reverse=True)),
            "opt_adamw_rates": ", ".join(f"{lr:g}" for lr in adamw.values()), "opt_tuned_eps": ", ".join(adamw),
-           "opt_top_eps": float(opt.epsilon.max())}
+           "opt_top_eps": float(opt.epsilon.max()), "opt_projection": projection_gain_text(opt),
+           "opt_rate_effect": rate_effect_text(opt, axis, grid_lr)}
     out.update({f"opt_{key.replace('_in', '')}_{name}": carried[name][key]
                 for name in ("adamw", "sgd") for key in ("stand_in", "study")})
     return out
+
+
+def projection_gain_text(opt) -> str:
+    """Per optimizer, where each projecting method gains on DP-SGD beyond seed noise, falls behind it, or
+    neither (optimizer_axis' points and their 95% interval), in one sentence per optimizer."""
+    names = {"adamw": "AdamW", "sgd": "SGD with momentum"}
+    out = []
+    for optimizer, rows in opt[opt.method.isin(PROJECTING)].groupby("optimizer", sort=False):
+        parts = []
+        for method in [m for m in PROJECTING if m in set(rows.method)]:
+            by = rows[rows.method == method]
+            said = {"higher": [], "lower": [], "within seed noise": [], "one seed": []}
+            for r in by.sort_values("epsilon", ascending=False).itertuples():
+                said[verdict(r.points, r.points_ci)].append(f"{r.epsilon:g} ({r.points:+.1f} ± {r.points_ci:.1f})")
+            words = [f"gains at epsilon {', '.join(said['higher'])}" if said["higher"] else "",
+                     f"falls behind at {', '.join(said['lower'])}" if said["lower"] else "",
+                     f"is within seed noise of it at {', '.join(said['within seed noise'])}"
+                     if said["within seed noise"] else ""]
+            parts.append(f"{METHOD_NAMES[method]} " + "; ".join(w for w in words if w))
+        out.append(f"Under {names.get(optimizer, optimizer)}, against DP-SGD: " + "; ".join(parts) + ".")
+    return " ".join(out)
+
+
+def rate_effect_text(opt, axis, grid_lr: float) -> str:
+    """DP-SGD under AdamW at the rate the stand-in chose for each epsilon of the optimizer axis (optimizer_axis)
+    against the grid's one rate `grid_lr` there (the epsilon axis, cost_axis), where the two differ."""
+    ours = opt[(opt.optimizer == "adamw") & (opt.method == REFERENCE)].set_index("epsilon")
+    grid = axis[axis.method == REFERENCE].set_index("epsilon")
+    cells = [e for e in sorted(ours.index, reverse=True) if e in grid.index and ours.loc[e, "lr"] != grid_lr]
+    if not cells:
+        return "No epsilon of the optimizer axis has AdamW at a rate other than the grid's."
+    return "DP-SGD under AdamW scores " + "; ".join(
+        f"{ours.loc[e, 'mean']:.1f} at epsilon {e:g} with the rate chosen for it ({ours.loc[e, 'lr']:g}) against "
+        f"{grid.loc[e, 'mean']:.1f} at the grid's ({grid_lr:g})" for e in cells) + "."

@@ -67,6 +67,9 @@ def test_the_optimizer_axis_and_the_paper_cells_hold_the_values_chosen_on_public
     g = GRIDS["embedded"]
     chosen = tuning_optimizers.read_optimizer_tuning("embedded")["chosen"]
     assert g.optimizer_cells and {o for o, _, _, _ in g.optimizer_cells} == set(tuning_optimizers.OPTIMIZER_LRS)
+    # every optimizer at every epsilon the tuning chose a rate for: the headline cell and the paper cells
+    assert {(o, e) for o, e, _, _ in g.optimizer_cells} == {
+        (o, e) for o in tuning_optimizers.OPTIMIZER_LRS for e in tuning_optimizers.axis_epsilons("embedded")}
     for optimizer, eps, sigma, lr in g.optimizer_cells:         # each at the rate the stand-in chose for it
         assert chosen[optimizer][f"{eps:g}"] == lr
         assert (eps, sigma) in g.paper_cells or (eps == max(g.epsilons) and sigma == make_config("embedded").blur_sigma_256)
