@@ -9,11 +9,12 @@ come from persample.py (Opacus' grad samplers), the noise and the accounting fro
 Every private method is one `PrivateOptimizer` (Opacus' DPOptimizer over AdamW or SGD) with up to two
 additions after the noise, both post-processing of the noisy gradient:
 - projection (pdp, hybrid): g <- V V^T g, V from per-sample gradients of public-split crops
-  (projection.py), rebuilt every `subspace_interval` of the run's steps (`rebuild_every`);
+  (projection.py), rebuilt every `subspace_interval` of the run's steps (SubspaceRefresh, publicpasses.py);
 - a public gradient (fdp, hybrid): lambda x the mean gradient on blurred crops psi(x), no noise,
   from `fdp_public`: an independent uniform batch of the private set, the private batch itself
   (the paper's code), or a batch of the public split. It is computed with Opacus' hooks off,
-  by `torch.autograd.grad`, so it never touches the private pass' per-sample buffers.
+  by `torch.autograd.grad`, so it never touches the private pass' per-sample buffers (PublicPass).
+Both are handed to the optimizer when it is built, and run before each private pass (Mechanism.prepare).
 Each choice is accounted under its own neighbouring relation (privacy.py's plan, which the optimizer
 reads: its clip norm and noise multiplier, and the loop's Poisson sampler its rate and steps).
 
@@ -28,28 +29,29 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
 from .config import Config
 from .methods import METHODS
-from .persample import backward, per_sample_gradients, per_sample_loss, row_chunks, trainable, wrap_for_per_sample_grads
+from .persample import backward, per_sample_loss, row_chunks, trainable, wrap_for_per_sample_grads
 from .privacy import PrivacyPlan, guarantee, privacy_plan
 from .projection import Subspace
+from .publicpasses import PUBLIC_SEED_OFFSET, IndependentBatches, PublicPass, SubspaceRefresh, rebuild_every
 from .projection import plan as subspace_layout
-from .transforms import blur
 
 
 class PrivateOptimizer(DPOptimizer):
     """DPOptimizer (clip, noise, / expected batch size) whose noisy gradient is then projected
     onto `subspace` (if set) and added to `public_weight` x `public_grads` (if set)."""
 
-    subspace: Subspace | None = None
-    public_weight: float = 0.0
-    public_grads: list[torch.Tensor] | None = None
-    stages: tuple = ()              # see the module's docstring (the audit's canaries)
+    public_grads: list[torch.Tensor] | None = None   # this step's public gradient (PublicPass; a stage may read it)
     clipping: bool = True           # False only in the audit's own sabotage test (no-clip)
+
+    def __init__(self, optimizer, *, stages=(), subspace: Subspace | None = None, public_weight: float = 0.0, **kwargs):
+        super().__init__(optimizer, **kwargs)
+        self.stages = tuple(stages)     # see the module's docstring (the audit's canaries)
+        self.subspace, self.public_weight = subspace, public_weight
 
     def pre_step(self, closure=None):
         for stage in self.stages:
@@ -86,14 +88,14 @@ def base_optimizer(params, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
-def dp_optimizer(params, cfg: Config, *, plan: PrivacyPlan, stages=()) -> PrivateOptimizer:
+def dp_optimizer(params, cfg: Config, *, plan: PrivacyPlan, stages=(), subspace: Subspace | None = None,
+                 public_weight: float = 0.0) -> PrivateOptimizer:
     """cfg's optimizer (base_optimizer) behind Opacus' DPOptimizer, from the plan alone: per-sample clipping to its clip norm,
-    Gaussian noise of std noise multiplier x clip norm on the sum, division by the expected batch size."""
-    base = base_optimizer(params, cfg)
-    opt = PrivateOptimizer(base, noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.clip_norm,
-                           expected_batch_size=cfg.expected_batch_size, loss_reduction="mean")
-    opt.stages = tuple(stages)
-    return opt
+    Gaussian noise of std noise multiplier x clip norm on the sum, division by the expected batch size; then the
+    projection onto `subspace` and `public_weight` x the public gradient, where the method has them."""
+    return PrivateOptimizer(base_optimizer(params, cfg), noise_multiplier=plan.noise_multiplier,
+                            max_grad_norm=plan.clip_norm, expected_batch_size=cfg.expected_batch_size,
+                            loss_reduction="mean", stages=stages, subspace=subspace, public_weight=public_weight)
 
 
 @dataclass
@@ -136,47 +138,7 @@ class Mechanism:
         return total, count
 
 
-class IndependentBatches:
-    """Uniformly random batches of `batch_size` distinct rows of 0..n-1, one per step (`steps` of
-    them, or without end for None), drawn from a generator of their own: independent of every
-    other draw in the run."""
-
-    def __init__(self, n: int, batch_size: int, *, seed: int, steps: int | None = None):
-        self.n, self.batch_size, self.steps = n, min(batch_size, n), steps
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __iter__(self):
-        step = 0
-        while self.steps is None or step < self.steps:
-            yield torch.randperm(self.n, generator=self.generator)[:self.batch_size].tolist()
-            step += 1
-
-    def __len__(self) -> int:
-        if self.steps is None:
-            raise TypeError("IndependentBatches without a step count has no length")
-        return self.steps
-
-
 METHOD_PARTS = {m: p for m, p in METHODS.items() if p.private}     # the private methods' parts
-
-
-def rebuild_every(cfg: Config, steps: int) -> int:
-    """Steps between two rebuilds of the subspace in a run of `steps` steps: cfg.subspace_interval
-    of the run, rounded, at least 1 (0: every step).
-
-    >>> from dphpe_core import make_config
-    >>> rebuild_every(make_config("paper"), 17379), rebuild_every(make_config("paper"), 86)
-    (50, 1)
-    """
-    return max(1, round(cfg.subspace_interval * steps))
-
-
-PUBLIC_SEED_OFFSET = 7919        # public draws use seed + this: not the private sampler's stream
-SUBSPACE_SEED_OFFSET = 104729
-
-
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def physical_batches(mech: Mechanism, batch: dict, size: int):
@@ -188,23 +150,6 @@ def physical_batches(mech: Mechanism, batch: dict, size: int):
         if len(chunks) > 1:
             mech.optimizer.signal_skip_step(do_skip=not last)
         yield chunk, last
-
-
-def public_gradient(gsm: GradSampleModule, batch: dict, params: list[nn.Parameter], *, kernel: int,
-                    sigma: float) -> list[torch.Tensor]:
-    """Mean gradient of the loss on the blurred crops psi(x) of `batch`, no clipping, no noise.
-
-    Opacus' hooks are off and the gradient comes from torch.autograd.grad, so neither p.grad
-    nor the per-sample buffers of the private pass are touched.
-    """
-    public = dict(batch, image=blur(batch["image"], kernel=kernel, sigma=sigma))
-    gsm.disable_hooks()
-    try:
-        loss = per_sample_loss(gsm, public).mean()
-        grads = torch.autograd.grad(loss, params, allow_unused=True)     # unused: the audit's canary layers
-        return [torch.zeros_like(p) if g is None else g.detach() for g, p in zip(grads, params)]
-    finally:
-        gsm.enable_hooks()
 
 
 def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, steps_per_epoch: int,
@@ -231,8 +176,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                          f"this run has {len(private_set)}, {cfg.epochs * steps_per_epoch} and {cfg.clip_norm}")
     privacy = plan.record()
     gsm = wrap_for_per_sample_grads(model)
-    opt = dp_optimizer(params, cfg, plan=plan, stages=stages)
-    hooks: list[Callable[[dict | None], None]] = []
+    subspace = None
     if project:
         if cfg.subspace_m > len(public_set):
             raise ValueError(f"subspace_m={cfg.subspace_m}: the public split has only {len(public_set)} crops, so the "
@@ -240,40 +184,26 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                              f"config asks for k={cfg.subspace_k} from m={cfg.subspace_m}; lower subspace_m (and "
                              f"subspace_k <= it) or use a larger public split")
         layout = subspace_layout([n for n, _ in named], [p.numel() for p in params], k=cfg.subspace_k, m=cfg.subspace_m,
-                      budget_mb=cfg.subspace_budget_mb)
-        opt.subspace = Subspace(params, layout)
-        draws = iter(IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET))
-        step = [0]
+                                 budget_mb=cfg.subspace_budget_mb)
+        subspace = Subspace(params, layout)
+    opt = dp_optimizer(params, cfg, plan=plan, stages=stages, subspace=subspace,
+                       public_weight=getattr(cfg, parts.weight_field) if feature else 0.0)
+    hooks: list[Callable[[dict | None], None]] = []
+    if project:
         every = rebuild_every(cfg, privacy["steps"])
-
-        def refresh(_batch):
-            idx = next(draws)      # drawn every step, used every `every`-th: the stream stays fixed
-            if step[0] % every == 0:
-                public = _to(collate(Batched(public_set).__getitems__(idx)), device)
-                opt.subspace.refresh(per_sample_gradients(gsm, public, params, physical=cfg.max_physical_batch_size))
-            step[0] += 1
-        hooks.append(refresh)
+        hooks.append(SubspaceRefresh(opt, gsm, params, public_set, cfg, every=every, device=device))
         privacy["subspace"] = dict(k=cfg.subspace_k, m=cfg.subspace_m, interval=cfg.subspace_interval, every=every,
                                    rebuilds=-(-privacy["steps"] // every), layout=layout.note,
                                    data=f"{len(public_set)} crops of the public split")
     if feature:
-        opt.public_weight = getattr(cfg, parts.weight_field)
         kernel, sigma = cfg.blur_kernel, cfg.blur_sigma
-        if cfg.fdp_public == "same-batch":
-            def public_pass(batch):
-                opt.public_grads = None if batch is None else public_gradient(gsm, batch, params, kernel=kernel,
-                                                                              sigma=sigma)
-        else:
+        batches = None                  # same-batch: the private batch itself
+        if cfg.fdp_public != "same-batch":
             source = private_set if cfg.fdp_public == "independent" else public_set
-            loader = DataLoader(Batched(source), batch_sampler=IndependentBatches(
+            batches = iter(DataLoader(Batched(source), batch_sampler=IndependentBatches(
                 len(source), cfg.expected_batch_size, seed=cfg.seed + PUBLIC_SEED_OFFSET),
-                collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
-            batches = iter(loader)
-
-            def public_pass(_batch):
-                opt.public_grads = public_gradient(gsm, _to(next(batches), device), params, kernel=kernel,
-                                                   sigma=sigma)
-        hooks.append(public_pass)
+                collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0))
+        hooks.append(PublicPass(opt, gsm, params, kernel=kernel, sigma=sigma, batches=batches, device=device))
         privacy.update(public_weight=opt.public_weight, blur_kernel=kernel, blur_sigma=sigma)
 
     def prepare(batch):

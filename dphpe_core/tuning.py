@@ -188,7 +188,7 @@ def tune(preset: str, *, progress: bool = True, fresh: bool = False, **overrides
 def schedule(cfg: Config, tuning: dict) -> dict:
     """The subspace schedule the tuning chose, in steps: between rebuilds and the bases built, in the
     stand-in's run and in a run of `cfg` (its private set: n_private, or MPII's size)."""
-    from .mechanisms import rebuild_every
+    from .publicpasses import rebuild_every
     chosen = cfg.replace(subspace_interval=tuning["chosen"]["subspace_interval"])
     n = cfg.n_private if cfg.dataset == "synthpose" else MPII_TRAIN_CROPS
     out = {"interval": chosen.subspace_interval, "k": tuning["chosen"]["subspace_k"]}

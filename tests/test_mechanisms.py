@@ -6,7 +6,8 @@ from torch import nn
 from conftest import make_batch
 from dphpe_core import make_config
 from dphpe_core.privacy import privacy_plan
-from dphpe_core.mechanisms import dp_optimizer, make_optimizer, noise_only_step, physical_batches, public_gradient
+from dphpe_core.mechanisms import dp_optimizer, make_optimizer, noise_only_step, physical_batches
+from dphpe_core.publicpasses import public_gradient
 from dphpe_core.persample import clipped_grad_sum, per_sample_loss, trainable, wrap_for_per_sample_grads
 from dphpe_core.transforms import blur
 from dphpe_core.model import PoseModel

@@ -6,7 +6,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch.utils.data import Dataset
 
 from dphpe_core import accounting
-from dphpe_core.mechanisms import PUBLIC_SEED_OFFSET, SUBSPACE_SEED_OFFSET, IndependentBatches, rebuild_every
+from dphpe_core.publicpasses import PUBLIC_SEED_OFFSET, SUBSPACE_SEED_OFFSET, IndependentBatches, rebuild_every
 from dphpe_core.strategies import for_config, set_strategy
 from dphpe_core.train import fit, train
 
