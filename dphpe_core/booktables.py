@@ -15,6 +15,13 @@ from .results import GROUPS, at_full_size, best_clip, main_grid, paper_results
 INPUTS = {False: "raw crops", True: "blurred crops only"}
 
 
+def raw_baseline(frame, strategy: str = "finetune") -> pd.DataFrame:
+    """The non-private runs of `strategy` on raw crops (not blurred-only) at the preset's size, in a summary
+    or in paper_results()."""
+    return at_full_size(frame[(frame.method == NONPRIVATE) & (frame.strategy == strategy)
+                              & ~frame.blurred_only.astype(bool)])
+
+
 def baseline_runs(summary) -> pd.DataFrame:
     """The non-private runs at the preset's size, their input ('raw crops', 'blurred crops only') named."""
     base = at_full_size(summary[summary.method == NONPRIVATE]).copy()
@@ -51,9 +58,7 @@ def per_joint(summary) -> tuple[dict[str, pd.DataFrame], dict]:
     eps = float(grid.epsilon.max())
     clip = best_clip(summary, "finetune", eps)
     cell = grid[(grid.strategy == "finetune") & (grid.epsilon == eps) & (grid.clip_norm == clip)]
-    base = at_full_size(summary[(summary.method == NONPRIVATE) & (summary.strategy == "finetune")
-                                & ~summary.blurred_only.astype(bool)])
-    rows = pd.concat([base, cell])
+    rows = pd.concat([raw_baseline(summary), cell])
     tables = {}
     for level, prefix in (("PCKh@0.5", "pckh_"), ("PCKh@0.1", "pckh01_")):
         cols = [prefix + g.lower() for g in GROUPS] + [prefix + "mean"]
@@ -134,11 +139,9 @@ def recovery_numbers(summary) -> tuple[pd.DataFrame, dict]:
     paper = paper_results()
     fin = main_grid(summary)
     fin = fin[fin.strategy == "finetune"]
-    base = at_full_size(summary[(summary.method == NONPRIVATE) & (summary.strategy == "finetune")
-                                & ~summary.blurred_only.astype(bool)]).pckh_mean.tolist()
+    base = raw_baseline(summary).pckh_mean.tolist()
     paper_fin = paper[paper.strategy == "finetune"]
-    paper_base = paper[(paper.method == NONPRIVATE) & (paper.strategy == "finetune")
-                       & ~paper.blurred_only.astype(bool)].pckh_mean.iloc[0]
+    paper_base = raw_baseline(paper).pckh_mean.iloc[0]
     lo, hi = fin.epsilon.min(), fin.epsilon.max()
     head, ref = best_cell(fin, HEADLINE, hi), best_cell(fin, REFERENCE, hi)
     rec = recovery_table(fin, base)

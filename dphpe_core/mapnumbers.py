@@ -10,7 +10,7 @@ from .findings import GAP_MARGIN, verdict
 from .intervals import mean_ci_text
 from .methods import HEADLINE, METHOD_NAMES, NONPRIVATE, PROJECTING, REFERENCE
 from .privacy import relations_table
-from .regime import cost_axis_clip_norms, cost_reached_text, paper_cost, paper_view_ratio
+from .regime import cost_axis_clip_norms, cost_reached_text, optimizer_transfer, paper_cost, paper_view_ratio
 from .results import main_grid
 from .tuning import MPII_TRAIN_CROPS
 
@@ -95,7 +95,6 @@ def optimizer_numbers(opt, tuning: dict, axis, grid_lr: float) -> dict:
     """The optimizer axis (regime.optimizer_axis) and its tuning: the epsilons, AdamW's chosen rates, whether
     the rates chosen on the stand-in carried to the study (regime.optimizer_transfer), where projection
     gains under each optimizer, and what the chosen rate does against the grid's (`axis`: cost_axis)."""
-    from .regime import optimizer_transfer
     adamw = dict(sorted(tuning["chosen"]["adamw"].items(), key=lambda kv: -float(kv[0])))
     carried = optimizer_transfer(opt, tuning)
     out = {"opt_eps": " and ".join(f"{e:g}" for e in sorted(opt.epsilon.unique(), reverse=True)),
