@@ -21,7 +21,35 @@ from .config import Config, make_config
 from .methods import METHODS, NONPRIVATE, PRIVATE_METHODS, PROJECTING, REFERENCE
 
 
-MAP_PARTS = ("cost_axis", "view_axis", "paper_cell", "optimizer_axis")     # the summary's columns (mark_parts)
+MAP_PARTS = ("cost_axis", "view_axis", "paper_cell", "optimizer_axis", "schedule_axis")   # the summary's columns
+GRID_NAMES = ("study", "paper-schedule")   # `dphpe sweep --grid`: make book's runs, or the paper's schedule's
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One schedule of the schedule axis: the expected batch, the epochs and the epoch from which the lr is
+    x0.1, with the lr and the rebuild interval chosen for it on public data (tuning_schedules; a test checks
+    they agree), the seeds, and the methods run so far (a method not listed has no records at it yet).
+    `separate`: run by `dphpe sweep --grid paper-schedule`, not by make book's sweep (hours on a CPU)."""
+    name: str
+    expected_batch_size: int
+    epochs: int
+    lr_decay_epoch: int
+    lr: float | None                             # None: not chosen yet (no method listed)
+    subspace_interval: float | None              # None: not chosen yet (no projecting method listed)
+    seeds: tuple[int, ...]
+    methods: tuple[str, ...] = ()
+    separate: bool = False
+
+    def __post_init__(self):
+        if self.methods and self.lr is None or set(self.methods) & set(PROJECTING) and self.subspace_interval is None:
+            raise ValueError(f"schedule {self.name!r}: a method is listed before the value it needs was chosen")
+
+    def fields(self) -> dict:
+        """The Config fields the schedule sets (lr and the interval included)."""
+        out = dict(expected_batch_size=self.expected_batch_size, epochs=self.epochs, lr_decay_epoch=self.lr_decay_epoch,
+                   lr=self.lr)
+        return out if self.subspace_interval is None else {**out, "subspace_interval": self.subspace_interval}
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,11 @@ class Grid:
     # the finetuning seeds; the grid's accountant at the grid's epsilons, else cost_accountant
     optimizer_cells: tuple[tuple[str, float, float, float], ...] = ()
     optimizer_methods: tuple[str, ...] = (REFERENCE, *PROJECTING)   # is projection's gain the optimizer's?
+    # the schedule axis: the headline cell (finetuning, these epsilons, this C, the grid's accountant) at other
+    # schedules than the preset's (Schedule), from today's towards the paper's
+    schedules: tuple[Schedule, ...] = ()
+    schedule_epsilons: tuple[float, ...] = ()
+    schedule_clip_norm: float = 0.01
 
     def configs(self, preset: str, *, cost: bool = True, **overrides) -> list[Config]:
         """Every config of the grid, each once, in a stable order (`cost=False`: without the epsilon axis)."""
@@ -99,15 +132,38 @@ class Grid:
     def map_parts(self, preset: str, **overrides) -> dict[str, list[Config]]:
         """The regime map's parts by the summary's column names (MAP_PARTS): epsilon axis, public view,
         paper cells, optimizer axis."""
-        parts = (self.cost_configs, self.view_configs, self.paper_cell_configs, self.optimizer_configs)
+        parts = (self.cost_configs, self.view_configs, self.paper_cell_configs, self.optimizer_configs,
+                 self.schedule_configs)
         return {name: part(preset, **overrides) for name, part in zip(MAP_PARTS, parts)}
 
-    def map_configs(self, preset: str, **overrides) -> list[Config]:
-        """Every run of the regime map's parts, each once."""
+    def map_configs(self, preset: str, *, separate: bool = False, **overrides) -> list[Config]:
+        """Every run of the regime map's parts, each once (`separate`: the separate schedules' too)."""
         out = {}
-        for configs in self.map_parts(preset, **overrides).values():
+        for name, configs in self.map_parts(preset, **overrides).items():
             for cfg in configs:
-                out.setdefault(cfg.hash(), cfg)
+                if separate or name != "schedule_axis" or not self.separate_schedule(cfg):
+                    out.setdefault(cfg.hash(), cfg)
+        return list(out.values())
+
+    def separate_schedule(self, cfg: Config) -> bool:
+        """Whether `cfg` is at a schedule run by its own sweep (Schedule.separate)."""
+        return any(s.separate and (cfg.expected_batch_size, cfg.epochs) == (s.expected_batch_size, s.epochs)
+                   for s in self.schedules)
+
+    def schedule_configs(self, preset: str, *, separate: bool | None = None, **overrides) -> list[Config]:
+        """The schedule axis (see the fields above): every schedule, or (`separate` True or False) those run by
+        their own sweep or by make book's. The non-private run once per seed, the private ones per epsilon."""
+        base = make_config(preset, **overrides)
+        out = {}
+        for s in self.schedules:
+            if separate is not None and s.separate != separate:
+                continue
+            for method in s.methods:
+                for eps in self.schedule_epsilons if METHODS[method].private else (max(self.epsilons),):
+                    for seed in s.seeds:
+                        cfg = base.replace(method=method, strategy="finetune", clip_norm=self.schedule_clip_norm,
+                                           epsilon=eps, seed=seed, **s.fields())
+                        out.setdefault(cfg.hash(), cfg)
         return list(out.values())
 
     def _cell(self, base: Config, methods, **changes) -> list[Config]:
@@ -173,7 +229,10 @@ GRIDS: dict[str, Grid] = {
                      cost_clip_norms=(0.01, 0.1), view_sigmas=(5.0, 2.5), paper_cells=((0.02, 2.5), (0.005, 2.5)),
                      optimizer_cells=(("adamw", 0.8, 10.0, 3e-3), ("sgd", 0.8, 10.0, 0.03),
                                       ("adamw", 0.02, 2.5, 1e-3), ("sgd", 0.02, 2.5, 0.01),
-                                      ("adamw", 0.005, 2.5, 3e-4), ("sgd", 0.005, 2.5, 0.01))),
+                                      ("adamw", 0.005, 2.5, 3e-4), ("sgd", 0.005, 2.5, 0.01)),
+                     schedules=(Schedule("b128x3", 128, 3, 2, None, None, (0, 1, 2)),
+                                Schedule("paper", 32, 25, 20, None, None, (0,), separate=True)),
+                     schedule_epsilons=(0.8, 0.2)),
     "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},
                   baseline_seeds={"finetune": (0,), "full": (0,), "scratch": (0,)}, fdp_clip_norm=0.1),
 }
@@ -184,10 +243,16 @@ def map_only_hashes(preset: str) -> frozenset[str]:
     """The hashes of the regime map's runs that no other part of the preset's grid holds (the
     paper's grid, the findings and the tuning tables leave them out; results.main_grid)."""
     grid = GRIDS[preset]
-    return frozenset({c.hash() for c in grid.map_configs(preset)} - {c.hash() for c in grid.configs(preset, cost=False)})
+    return frozenset({c.hash() for c in grid.map_configs(preset, separate=True)} - {c.hash() for c in grid.configs(preset, cost=False)})
 
 
-def grid_configs(preset: str, **overrides) -> list[Config]:
+def grid_configs(preset: str, grid: str = "study", **overrides) -> list[Config]:
+    """The runs of a preset's `grid` (GRID_NAMES): "study", what make book runs and reuses; "paper-schedule",
+    the schedule axis' runs at the schedules run by their own sweep."""
     if preset not in GRIDS:
         raise ValueError(f"no grid for preset {preset!r}; expected one of {sorted(GRIDS)}")
+    if grid not in GRID_NAMES:
+        raise ValueError(f"unknown grid {grid!r}; expected one of {list(GRID_NAMES)}")
+    if grid == "paper-schedule":
+        return GRIDS[preset].schedule_configs(preset, separate=True, **overrides)
     return GRIDS[preset].configs(preset, **overrides)
