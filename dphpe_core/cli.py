@@ -18,14 +18,14 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from . import audit as audit_mod
 from . import config as config_mod
-from .grid import GRIDS
+from .grid import GRID_NAMES, GRIDS
 from .methods import PRIVATE_METHODS
+from .cli_bench import BRIEF, add_bench_commands
 from .overrides import FIELD_FLAG, field_flags, parse_overrides
 
 
@@ -58,43 +58,6 @@ def cmd_eval_mpii(args) -> None:
         print(format_table(evaluate_mpii(preds, args.gt, threshold=t)))
 
 
-def cmd_bench(args) -> None:
-    from .bench import bench_strategies, format_steps
-    overrides = parse_overrides(args)
-    if args.preset == "paper" and not __import__("torch").cuda.is_available():
-        print("the paper preset on a CPU is slow: timing 3 steps after 1 warm-up", flush=True)
-        args.steps, args.warmup = min(args.steps, 3), 1
-    strategies = (overrides.pop("strategy"),) if "strategy" in overrides else tuple(args.strategies.split(","))
-    try:
-        result = bench_strategies(args.preset, strategies=strategies, steps=args.steps, warmup=args.warmup, **overrides)
-    except ValueError as e:
-        raise SystemExit(str(e)) from None
-    if not args.brief:
-        print("\n\n".join(format_steps(run) for run in result["runs"]))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    print(f"bench: timed {', '.join(strategies)} at the {args.preset} preset"
-          + (f"; wrote {args.json}" if args.json else ""))
-
-
-def cmd_bench_gpu(args) -> None:
-    from .bench_gpu import gpu_check, printing_report
-    try:
-        gpu_check(steps=args.steps, batches=tuple(int(b) for b in args.batches.split(",")), tf32=args.tf32,
-                  presets=tuple(args.presets.split(",")), report=printing_report(args.json))
-    except ValueError as e:
-        raise SystemExit(str(e)) from None
-    if args.json:
-        print(f"wrote {args.json}")
-
-
-def cmd_bench_data(args) -> None:
-    from .bench import bench_synthpose
-    result = bench_synthpose(args.n, height=args.height, width=args.width, workers=args.workers)
-    print(json.dumps(result, indent=2))
-
-
 def cmd_notebooks(args) -> None:
     from .runbook import run_notebooks
     run_notebooks(args.preset, args.out, results_dir=args.results_dir, jobs=args.jobs)
@@ -112,10 +75,10 @@ def cmd_sweep(args) -> None:
     from .sweep import sweep
     overrides = parse_overrides(args)
     try:
-        configs = grid_configs(args.preset, **overrides)
+        configs = grid_configs(args.preset, args.grid, **overrides)
         stored = 0 if args.fresh else sum(results.run_path(c).is_file() for c in configs)
         t0 = time.perf_counter()
-        path = sweep(args.preset, jobs=args.jobs, fresh=args.fresh, **overrides)
+        path = sweep(args.preset, grid=args.grid, jobs=args.jobs, fresh=args.fresh, **overrides)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     trained = len(configs) - stored
@@ -138,6 +101,13 @@ def cmd_tune(args) -> None:
     from .tuning import disagreements, tune, tuning_path
     from .tuning_optimizers import optimizer_tuning_path, tune_optimizers
     cfg = _cfg(args)
+    if args.schedule:
+        from .tuning_schedules import schedule_tuning_path, tune_schedule
+        out = tune_schedule(args.preset, args.schedule, fields=tuple(args.stages.split(",")), fresh=args.fresh,
+                            **parse_overrides(args))
+        chosen = ", ".join(f"{k}={v:g}" for k, v in out["chosen"].items())
+        print(f"schedule tuning of {args.schedule}: chosen {chosen} ({schedule_tuning_path(cfg, args.schedule)})")
+        return
     if args.optimizers:
         if not GRIDS[args.preset].optimizer_cells:
             print(f"optimizer tuning: the {args.preset} grid has no optimizer axis; nothing to tune")
@@ -197,9 +167,6 @@ def cmd_model(args) -> None:
     print(f"  parameters: {total:,} total, {trainable:,} trainable; {count_macs(model) / 1e6:,.1f} M multiply-adds")
 
 
-BRIEF = "print one summary line instead of the tables (make book's log)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dphpe", description="Differentially private 2D human pose estimation")
     sub = p.add_subparsers(dest="command", required=True)
@@ -221,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
     sw = with_config(sub.add_parser("sweep", help="run a preset's whole grid (resumable) and write summary.csv"))
     sw.add_argument("--jobs", type=int, default=1, help="processes in parallel (torch threads are split among them)")
+    sw.add_argument("--grid", default="study", choices=GRID_NAMES,
+                    help="study: what make book runs; paper-schedule: the schedule axis at the paper's schedule (hours)")
     sw.add_argument("--fresh", action="store_true",
                     help="recompute every record and the pretrained start, overwriting the stored ones")
     sw.set_defaults(func=cmd_sweep)
@@ -231,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--fresh", action="store_true", help="run it again even when it is stored")
     tu.add_argument("--optimizers", action="store_true",
                     help="the regime map's optimizer axis: DP-SGD's lr per optimizer and epsilon of the axis")
+    tu.add_argument("--schedule", choices=sorted({s.name for g in GRIDS.values() for s in g.schedules}),
+                    help="the regime map's schedule axis: this schedule's lr and rebuild interval (stages stored are reused)")
+    tu.add_argument("--stages", default="lr,subspace_interval", help="with --schedule: the stages to run, in order")
     tu.set_defaults(func=cmd_tune)
     au = with_config(sub.add_parser("audit", help="one-run privacy audit: canaries through a method's mechanism"))
     field_flags(au, "method", "fdp_public", choices={"method": PRIVATE_METHODS})
@@ -259,29 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--results-dir", default="results", help="where the sweep's records and summary.csv are")
     nb.add_argument("--jobs", type=int, default=1, help="notebooks executed at a time (one kernel each)")
     nb.set_defaults(func=cmd_notebooks)
-    bn = with_config(sub.add_parser("bench", help="time one training step per method (median, methods interleaved)"))
-    bn.add_argument("--steps", type=int, default=20)
-    bn.add_argument("--warmup", type=int, default=3)
-    bn.add_argument("--strategies", default="finetune,full",
-                    help="comma-separated strategies to time, one after the other (--set strategy=S: that one)")
-    bn.add_argument("--json", help="also write the figures to this file")
-    bn.add_argument("--brief", action="store_true", help=BRIEF)
-    bn.set_defaults(func=cmd_bench)
-    bg = sub.add_parser("bench-gpu", help="the CUDA path: exactness against the CPU, step times, peak memory")
-    bg.add_argument("--steps", type=int, default=10)
-    bg.add_argument("--batches", default="32,64,128,256,512,1024",
-                    help="the paper model's batch sizes, in rising order (stops at the first out of memory)")
-    bg.add_argument("--presets", default="embedded,paper", help="comma-separated: embedded, paper")
-    bg.add_argument("--tf32", action="store_true",
-                    help="let matrix products round to TensorFloat-32 (faster; the study's runs leave it off)")
-    bg.add_argument("--json", help="also write the figures to this file")
-    bg.set_defaults(func=cmd_bench_gpu)
-    bd = sub.add_parser("bench-data", help="SynthPose rendering throughput")
-    bd.add_argument("--n", type=int, default=4096)
-    bd.add_argument("--height", type=int, default=128)
-    bd.add_argument("--width", type=int, default=96)
-    bd.add_argument("--workers", type=int, default=0, help="0: one per core")
-    bd.set_defaults(func=cmd_bench_data)
+    add_bench_commands(sub, with_config)
     return p
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Config
+from .config import Config, make_config
 from .grid import GRIDS, MAP_PARTS, grid_configs, map_only_hashes
 from .methods import METHODS
 
@@ -153,11 +153,15 @@ def write_summary(runs: list, path) -> Path:
     return path
 
 
-def sweep(preset: str, *, jobs: int = 1, progress: bool = True, fresh: bool = False, **overrides) -> Path:
-    """The preset's whole grid, then results/<preset>/summary.csv; returns its path."""
-    configs = grid_configs(preset, **overrides)
-    runs = run_sweep(configs, jobs=jobs, progress=progress, fresh=fresh)
-    return write_summary(runs, Path(configs[0].results_dir) / preset / "summary.csv")
+def sweep(preset: str, *, grid: str = "study", jobs: int = 1, progress: bool = True, fresh: bool = False,
+          **overrides) -> Path:
+    """The preset's `grid` (grid.GRID_NAMES), then results/<preset>/summary.csv; returns its path. The summary
+    holds the study's runs and every stored run of the separate schedules (the paper's: their own sweep)."""
+    from . import results
+    runs = run_sweep(grid_configs(preset, grid, **overrides), jobs=jobs, progress=progress, fresh=fresh)
+    others = grid_configs(preset, "paper-schedule" if grid == "study" else "study", **overrides)
+    stored = [results.load(results.run_path(c)) for c in others if results.run_path(c).is_file()]
+    return write_summary(runs + stored, Path(make_config(preset, **overrides).results_dir) / preset / "summary.csv")
 
 
 def study_summary(preset: str, *, results_dir: str = "results", progress: bool = True, regime_map: bool = False,

@@ -151,7 +151,8 @@ def test_the_notebooks_summary_reads_records_and_trains_only_what_is_missing(smo
     from dphpe_core import sweep as sweep_mod
     from dphpe_core.config import Config
     configs = [smoke_cfg.replace(results_dir=str(tmp_path), method=m, epsilon=2.0) for m in ("nonprivate", "dpsgd")]
-    monkeypatch.setattr(sweep_mod, "grid_configs", lambda preset, **o: [c.replace(**o) for c in configs])
+    monkeypatch.setattr(sweep_mod, "grid_configs",
+                        lambda preset, grid="study", **o: [c.replace(**o) for c in configs] if grid == "study" else [])
     first = sweep_mod.study_summary("smoke", results_dir=str(tmp_path), progress=False)    # nothing stored: trains
     path = tmp_path / "smoke" / "summary.csv"
     assert path.is_file() and sorted(first.method) == ["dpsgd", "nonprivate"]
@@ -176,6 +177,13 @@ def test_the_notebooks_summary_reads_records_and_trains_only_what_is_missing(smo
     monkeypatch.setattr(sweep_mod, "_run_one", restore)
     sweep_mod.study_summary("smoke", results_dir=str(tmp_path), progress=False)
     assert started == [configs[1].hash()]
+    # a separate grid (the paper's schedule) trains only its own runs; the summary holds both grids' stored runs
+    monkeypatch.setattr(sweep_mod, "grid_configs", lambda preset, grid="study", **o: [
+        c.replace(**o) for c in (configs[:1] if grid == "study" else configs[1:])])
+    monkeypatch.setattr(sweep_mod, "_run_one", no_training)
+    for grid in ("paper-schedule", "study"):
+        path = sweep_mod.sweep("smoke", grid=grid, progress=False, results_dir=str(tmp_path))
+        assert sorted(results.read_summary(path).method) == ["dpsgd", "nonprivate"]
 
 
 def test_main_grid_leaves_out_the_runs_only_the_regime_map_holds():
@@ -209,3 +217,36 @@ def test_cost_axis_takes_each_methods_better_c_and_the_cost_against_the_nonpriva
     table = axis.reset_index()
     assert regime.cost_reached(table, 30.0) == 0.002 and regime.cost_reached(table, 50.0) != regime.cost_reached(table, 50.0)
     assert regime.cost_reached_text(table, 50.0).startswith("no epsilon run here")
+
+
+def test_the_schedule_axis_is_the_headline_cell_at_each_schedule_and_the_papers_runs_apart():
+    import dataclasses
+    from dphpe_core.grid import Schedule
+    g = GRIDS["embedded"]
+    assert g.schedules and g.schedule_clip_norm in g.clip_norms and set(g.schedule_epsilons) <= set(g.epsilons)
+    paper = make_config("paper")
+    assert any((s.expected_batch_size, s.epochs, s.lr_decay_epoch, s.separate) ==
+               (paper.expected_batch_size, paper.epochs, paper.lr_decay_epoch, True) for s in g.schedules)
+    every = ("nonprivate", "dpsgd", "pdp", "fdp", "hybrid")
+    s = dataclasses.replace(g.schedules[0], lr=1e-3, subspace_interval=0.1, methods=every, separate=False)
+    apart = dataclasses.replace(g.schedules[-1], lr=1e-3, subspace_interval=None, methods=("nonprivate", "dpsgd"))
+    g2 = dataclasses.replace(g, schedules=(s, apart))
+    configs = g2.schedule_configs("embedded", separate=False)
+    assert {(c.strategy, c.clip_norm, c.accountant, c.expected_batch_size, c.epochs, c.lr, c.subspace_interval)
+            for c in configs} == {("finetune", g.schedule_clip_norm, "rdp", s.expected_batch_size, s.epochs, 1e-3, 0.1)}
+    private = [c for c in configs if c.method != "nonprivate"]
+    assert sorted((c.method, c.epsilon, c.seed) for c in private) == sorted(
+        (m, e, k) for m in every[1:] for e in g.schedule_epsilons for k in s.seeds)
+    assert len(configs) - len(private) == len(s.seeds)              # the non-private run: once per seed
+    # the paper's schedule: its own sweep, not make book's; the regime map marks it
+    sep = g2.schedule_configs("embedded", separate=True)
+    assert {(c.expected_batch_size, c.epochs) for c in sep} == {(32, 25)} and len(sep) == 1 + len(g.schedule_epsilons)
+    hashes = {c.hash() for c in g2.configs("embedded")}
+    assert {c.hash() for c in configs} <= hashes and not {c.hash() for c in sep} & hashes
+    assert {c.hash() for c in sep} <= {c.hash() for c in g2.map_parts("embedded")["schedule_axis"]}
+    with pytest.raises(ValueError, match="listed before the value it needs"):
+        Schedule("x", 64, 2, 2, None, None, (0,), methods=("dpsgd",))
+    with pytest.raises(ValueError, match="listed before the value it needs"):
+        Schedule("x", 64, 2, 2, 1e-3, None, (0,), methods=("pdp",))
+    with pytest.raises(ValueError, match=r"unknown grid 'nope'; expected one of \['study', 'paper-schedule'\]"):
+        grid_configs("embedded", "nope")

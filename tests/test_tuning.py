@@ -86,3 +86,53 @@ def test_the_optimizer_choice_table_marks_each_choice_and_lists_every_rate_tried
               "rows": [dict(optimizer="sgd", epsilon_real=0.8, lr=lr, pckh_mean=v) for lr, v in ((0.1, 20.0), (0.03, 42.0))]}
     table = optimizer_choice_table(tuning)
     assert table.loc[("sgd", 0.8)].iloc[0] == "3e-02: 42.0*, 1e-01: 20.0"
+
+
+def test_schedule_tuning_reads_no_private_or_val_crop_runs_at_the_schedule_and_keeps_stored_stages(
+        smoke_cfg, tmp_path, public_only, monkeypatch):
+    from dphpe_core import tuning as tuning_mod
+    from dphpe_core import tuning_schedules as ts
+    seen = []
+    real = ts.stand_in_run
+
+    def spy(c, *a, **k):
+        seen.append(c)
+        return real(c, *a, **k)
+    monkeypatch.setattr(ts, "stand_in_run", spy)
+    where = dict(progress=False, cache_dir=smoke_cfg.cache_dir, results_dir=str(tmp_path))
+    first = ts.tune_schedule("smoke", "b8x2", fields=("lr",), **where)
+    assert set(first["chosen"]) == {"lr"} and {c.method for c in seen} == {"dpsgd"}
+    assert {(c.expected_batch_size, c.epochs, c.lr_decay_epoch) for c in seen} == {(8, 2, 2)}
+    assert {c.epsilon for c in seen} == {0.8 * smoke_cfg.n_private / first["split"]["private"]}
+    n_lr = len(first["rows"])
+    both = ts.tune_schedule("smoke", "b8x2", **where)          # the lr stage is stored: only the interval runs
+    assert len(seen) == len(both["rows"]) and [r["field"] for r in both["rows"]][:n_lr] == ["lr"] * n_lr
+    assert {c.lr for c in seen[n_lr:]} == {first["chosen"]["lr"]} and {c.method for c in seen[n_lr:]} == {"pdp"}
+    for field in ts.SCHEDULE_FIELDS:
+        rows = [r for r in both["rows"] if r["field"] == field]
+        ladder = next(s[3] for s in tuning_mod.STAGES if s[1] == field)
+        assert both["chosen"][field] == max(rows, key=lambda r: r["pckh_mean"])["value"] and {r["value"] for r in rows} <= set(ladder)
+    assert [s["field"] for s in both["stages"]] == list(ts.SCHEDULE_FIELDS)
+    assert all(len(s["provenance"]["commit"]) == 40 for s in both["stages"])
+    assert ts.read_schedule_tuning("smoke", "b8x2", results_dir=str(tmp_path)) == both
+
+
+def test_schedule_tuning_refuses_an_unknown_schedule_or_field(tmp_path):
+    from dphpe_core import tuning_schedules as ts
+    with pytest.raises(ValueError, match=r"no schedule 'b9'.*\['b8x2'\]"):
+        ts.tune_schedule("smoke", "b9", results_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"cannot tune \['subspace_k'\] per schedule"):
+        ts.tune_schedule("smoke", "b8x2", fields=("subspace_k",), results_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not tuned yet; run `dphpe tune --preset smoke --schedule b8x2`"):
+        ts.read_schedule_tuning("smoke", "b8x2", results_dir=str(tmp_path))
+
+
+def test_the_embedded_schedules_hold_the_values_chosen_on_public_data():
+    """A schedule's lr and interval are literals in grid.py; its tuning file (committed) chose them."""
+    from conftest import REPO
+    from dphpe_core.grid import GRIDS
+    from dphpe_core.tuning_schedules import read_schedule_tuning
+    for s in GRIDS["embedded"].schedules:
+        if s.methods:
+            chosen = read_schedule_tuning("embedded", s.name, results_dir=str(REPO / "results"))["chosen"]
+            assert chosen["lr"] == s.lr and chosen.get("subspace_interval") == s.subspace_interval
