@@ -150,12 +150,18 @@ class Grid:
         return any(s.separate and (cfg.expected_batch_size, cfg.epochs) == (s.expected_batch_size, s.epochs)
                    for s in self.schedules)
 
+    def preset_schedule(self, base: Config) -> Schedule:
+        """The preset's own schedule as the axis' first point: its runs are the grid's own (the same hashes)."""
+        return Schedule("preset", base.expected_batch_size, base.epochs, base.lr_decay_epoch, base.lr,
+                        base.subspace_interval, self.seeds["finetune"], (NONPRIVATE, *self.methods))
+
     def schedule_configs(self, preset: str, *, separate: bool | None = None, **overrides) -> list[Config]:
-        """The schedule axis (see the fields above): every schedule, or (`separate` True or False) those run by
-        their own sweep or by make book's. The non-private run once per seed, the private ones per epsilon."""
+        """The schedule axis (see the fields above): the preset's schedule (preset_schedule) and every other, or
+        (`separate` True or False) those run by their own sweep or by make book's. The non-private run once per
+        seed, the private ones per epsilon."""
         base = make_config(preset, **overrides)
         out = {}
-        for s in self.schedules:
+        for s in (self.preset_schedule(base),) + self.schedules if self.schedules else ():
             if separate is not None and s.separate != separate:
                 continue
             for method in s.methods:

@@ -138,3 +138,60 @@ def rate_effect_text(opt, axis, grid_lr: float) -> str:
     return "DP-SGD under AdamW scores " + "; ".join(
         f"{ours.loc[e, 'mean']:.1f} at epsilon {e:g} with the rate chosen for it ({ours.loc[e, 'lr']:g}) against "
         f"{grid.loc[e, 'mean']:.1f} at the grid's ({grid_lr:g})" for e in cells) + "."
+
+
+def schedule_table(sched):
+    """regime.schedule_axis as the book's table: a row per epsilon and method, a column per schedule
+    ('32 x 25 (17,200 steps)'), cells 'mean ± 95%' (the mean alone for one seed)."""
+    table = sched.assign(cell=mean_ci_text(sched), schedule=[f"{b} x {e} ({s:,} steps)" for b, e, s in
+                                                             zip(sched.batch_size, sched.epochs, sched.steps)])
+    order = list(dict.fromkeys(table.sort_values("steps").schedule))
+    table = table.pivot(index=["epsilon", "Method"], columns="schedule", values="cell")[order]
+    table.columns.name = "expected batch x epochs"
+    return table.sort_index(ascending=[False, True])
+
+
+def schedule_costs(sched) -> dict:
+    """{(epsilon, steps): DP-SGD's cost as % of the non-private mean at the same schedule}."""
+    at = sched.set_index(["epsilon", "steps", "method"])["mean"]
+    return {(e, s): 100 * (1 - at[(e, s, REFERENCE)] / at[(e, s, NONPRIVATE)])
+            for e, s, m in at.index if m == REFERENCE and (e, s, NONPRIVATE) in at.index}
+
+
+def schedule_gain_text(sched) -> str:
+    """Per schedule, where each other private method gains on DP-SGD beyond seed noise, falls behind it, or
+    neither (schedule_axis' points), one sentence per schedule; single seeds said as such."""
+    out = []
+    for (steps, batch, epochs), rows in sched[~sched.method.isin((REFERENCE, NONPRIVATE))].groupby(
+            ["steps", "batch_size", "epochs"]):
+        said = [f"{r.Method} {'one seed' if r.n < 2 else verdict(r.points, r.points_ci)} at epsilon {r.epsilon:g} "
+                f"({r.points:+.1f}" + ("" if r.points_ci != r.points_ci else f" ± {r.points_ci:.1f}") + ")"
+                for r in rows.sort_values(["epsilon", "method"], ascending=[False, True]).itertuples()]
+        out.append(f"At batch {batch} for {epochs} epochs ({steps:,} steps), against DP-SGD: " + "; ".join(said) + ".")
+    return " ".join(out) or "No method beside DP-SGD has runs at a schedule other than the preset's yet."
+
+
+def schedule_numbers(sched, preset: str) -> dict:
+    """The schedule axis' numbers for the prose: its schedules, DP-SGD's cost at each (schedule_costs), where
+    the others gain (schedule_gain_text), what the grid has not run yet at each schedule and a paper-schedule
+    run's time."""
+    from .grid import GRIDS
+    from .config import make_config
+    grid, paper = GRIDS[preset], make_config("paper")
+    costs = schedule_costs(sched)
+    missing = [f"{s.name} ({s.expected_batch_size} x {s.epochs}): "
+               + ", ".join(METHOD_NAMES[m] for m in (NONPRIVATE, *grid.methods) if m not in s.methods)
+               for s in grid.schedules if set(s.methods) != {NONPRIVATE, *grid.methods}]
+    out = {"sched_shapes": ", ".join(f"{b} x {e} ({s:,} steps)" for b, e, s in
+                                     sched.drop_duplicates("steps").sort_values("steps")[["batch_size", "epochs", "steps"]].values),
+           "sched_eps": " and ".join(f"{e:g}" for e in sorted(sched.epsilon.unique(), reverse=True)),
+           "sched_clip": grid.schedule_clip_norm, "sched_costs": "; ".join(
+               f"{c:.1f}% at epsilon {e:g} and {s:,} steps" for (e, s), c in sorted(costs.items(), key=lambda kv: (-kv[0][0], kv[0][1]))),
+           "sched_gains": schedule_gain_text(sched),
+           "sched_missing": ("Not run yet: " + "; ".join(missing) + ".") if missing else "Every method has run at every schedule.",
+           "sched_paper_steps": paper.epochs * round(MPII_TRAIN_CROPS / paper.expected_batch_size),
+           "sched_paper_shape": f"expected batch {paper.expected_batch_size} for {paper.epochs} epochs, the learning "
+                                f"rate x{paper.lr_decay:g} from epoch {paper.lr_decay_epoch}"}
+    longest = sched[(sched.steps == sched.steps.max()) & (sched.method == REFERENCE)]
+    out.update(sched_long_steps=int(sched.steps.max()), sched_long_dpsgd_min=float(longest.wall_min.mean()))
+    return out

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .methods import REFERENCE
+from .methods import NONPRIVATE, REFERENCE
 
 
 def cost_axis(axis: pd.DataFrame, *, paper_costs: dict[float, float] | None = None):
@@ -109,5 +109,33 @@ def n_axis(reg: pd.DataFrame, *, paper_nxe: float):
     axes[1].set_ylabel("points gained on DP-SGD")
     axes[1].axhline(0, color="k", lw=0.8)
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def schedule_axis(axis: pd.DataFrame, *, paper_steps: int):
+    """The schedule axis (regime.schedule_axis): per epsilon, each method's PCKh@0.5 against a run's steps (log
+    axis; the expected batch and epochs on the top axis) with 95% intervals over seeds, the paper's steps
+    marked; one colour per method in every panel."""
+    eps = sorted(axis.epsilon.unique(), reverse=True)
+    fig, axes = plt.subplots(1, len(eps), figsize=(4.6 * len(eps), 3.8), sharey=True, squeeze=False)
+    colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(axis.Method))}
+    ticks = axis.drop_duplicates("steps").sort_values("steps")
+    for ax, e in zip(axes[0], eps):
+        for name, rows in axis[axis.epsilon == e].groupby("Method", sort=False):
+            rows = rows.sort_values("steps")
+            ax.errorbar(rows.steps, rows["mean"], yerr=rows.ci95.fillna(0), marker="o", ms=4, capsize=3, label=name,
+                        color=colours[name], ls="--" if rows.method.iloc[0] == NONPRIVATE else "-")
+        ax.set_xscale("log")
+        ax.axvline(paper_steps, ls=":", color="grey", lw=1)
+        ax.annotate(f"paper: {paper_steps:,} steps", (paper_steps, ax.get_ylim()[0]), fontsize=7, ha="right",
+                    va="bottom", rotation=90)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(ticks.steps, [f"{b} x {n}" for b, n in zip(ticks.batch_size, ticks.epochs)], fontsize=7)
+        top.set_xlabel("expected batch x epochs", fontsize=8)
+        ax.set_title(f"epsilon {e:g}", fontsize=9)
+        ax.set_xlabel("steps of a run")
+    axes[0][0].set_ylabel("PCKh@0.5 (%)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig

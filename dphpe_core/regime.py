@@ -4,7 +4,7 @@
 
 One table per axis that separates our setting from the paper's (grid.Grid's parts, marked in the
 summary by sweep.mark_parts): the private training set N (`regime_table`), epsilon (`cost_axis`), the
-public view's blur (`view_axis`) and the optimizer (`optimizer_axis`), and the paper-equivalent cells
+public view's blur (`view_axis`), the optimizer (`optimizer_axis`) and the schedule (`schedule_axis`), and the paper-equivalent cells
 (`paper_cells`: the epsilon where DP-SGD loses what it loses in the paper, at the blur whose
 blurred-only ratio is nearest the paper's), where the four findings are checked again (`paper_cell_runs`
 into findings.check). Every table takes each method at its best clipping norm by mean over seeds.
@@ -248,3 +248,37 @@ def optimizer_transfer(axis, tuning: dict, *, method: str = REFERENCE) -> dict:
         study = axis[(axis.optimizer == opt) & (axis.epsilon == eps) & (axis.method == method)]["mean"]
         out[opt] = {"lr": lr, "stand_in": stand[0] if stand else math.nan, "study": float(study.iloc[0]) if len(study) else math.nan}
     return out
+
+
+# -- the schedule axis ----------------------------------------------------------------------------
+
+def schedule_axis(df):
+    """The schedule axis (the summary's `schedule_axis` column): per schedule (expected batch, epochs; `steps`
+    of a run), epsilon and method, the mean, 95% interval and seeds at the axis' C, with the schedule's lr and a
+    run's mean wall time (`wall_min`);
+    the non-private runs on rows of every epsilon; each method's points over DP-SGD (`points`, `points_ci`)."""
+    import pandas as pd
+    runs = df[df.schedule_axis.astype(bool)] if "schedule_axis" in df else df.iloc[:0]
+    rows, seeds = [], {}
+    for (preset, batch, epochs), at in runs.groupby(["preset", "batch_size", "epochs"]):
+        grid = GRIDS[preset]
+        steps = int(epochs) * max(1, round(int(at.n_private.max()) / int(batch)))
+        for eps in grid.schedule_epsilons:
+            for method, cell in at.groupby("method"):
+                cell = cell if method == NONPRIVATE else cell[(cell.epsilon == eps) & (cell.clip_norm == grid.schedule_clip_norm)]
+                if cell.empty:
+                    continue
+                seeds[(batch, epochs, eps, method)] = v = cell.pckh_mean.tolist()
+                sd = float(cell.pckh_mean.std()) if len(v) > 1 else math.nan
+                rows.append(dict(preset=preset, batch_size=int(batch), epochs=int(epochs), steps=steps, epsilon=eps,
+                                 method=method, Method=METHOD_NAMES[method], lr=float(cell.lr.iloc[0]),
+                                 mean=sum(v) / len(v), n=len(v), ci95=ci95(sd, len(v)),
+                                 wall_min=float(cell.wall_s.mean()) / 60))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    gains = [difference(seeds[(b, e, p, m)], seeds[(b, e, p, REFERENCE)])
+             if m not in (REFERENCE, NONPRIVATE) and (b, e, p, REFERENCE) in seeds else (math.nan, math.nan)
+             for b, e, p, m in zip(out.batch_size, out.epochs, out.epsilon, out.method)]
+    out["points"], out["points_ci"] = zip(*gains)
+    return out.sort_values(["epsilon", "steps", "method"], ascending=[False, True, True]).reset_index(drop=True)

@@ -197,7 +197,7 @@ def load_runs(folder) -> list[RunResult]:
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 COLUMNS = ["preset", "strategy", "method", "fdp_public", "blurred_only", "epsilon", "clip_norm", "blur_sigma_256",
            "optimizer", "lr", "seed",
-           "n_private", "batch_size", "noise_multiplier", "noise_std_per_step", "snr",
+           "n_private", "batch_size", "epochs", "noise_multiplier", "noise_std_per_step", "snr",
            "sample_rate", "steps", "delta", "neighbouring", "epsilon_spent",
            "epsilon_paper_accounting", "pckh_mean", *[f"pckh_{g.lower()}" for g in GROUPS], "pckh01_mean",
            *[f"pckh01_{g.lower()}" for g in GROUPS], "kept_norm", "wall_s", "peak_mem_mb", "config_hash"]
@@ -240,7 +240,8 @@ def summary_frame(runs: list):
                    clip_norm=c["clip_norm"] if private else None,
                    blur_sigma_256=c["blur_sigma_256"] if METHODS[c["method"]].public_gradient or c["blurred_only"] else None,
                    optimizer=c.get("optimizer", "adamw"), lr=c["lr"], seed=c["seed"],
-                   n_private=p.get("n_private") or c["n_private"], batch_size=c["expected_batch_size"], **reg,
+                   n_private=p.get("n_private") or c["n_private"], batch_size=c["expected_batch_size"],
+                   epochs=c["epochs"], **reg,
                    **{k: p.get(k) for k in ("noise_multiplier", "sample_rate", "steps", "delta", "neighbouring",
                                             "epsilon_spent", "epsilon_paper_accounting")},
                    pckh_mean=r.pckh["Mean"], **{f"pckh_{g.lower()}": r.pckh[g] for g in GROUPS},

@@ -80,3 +80,21 @@ def read_schedule_tuning(preset: str, name: str, results_dir: str = "results") -
         raise FileNotFoundError(f"{path}: schedule {name!r} is not tuned yet; run "
                                 f"`dphpe tune --preset {preset} --schedule {name}`")
     return json.loads(path.read_text())
+
+
+def schedule_choice_table(preset: str, results_dir: str = "results"):
+    """Every tuned schedule of the preset's grid as the book's table: per schedule and stage, the values tried with
+    their stand-in val PCKh@0.5 ('1e-03: 48.2'), the chosen one marked with an asterisk."""
+    import pandas as pd
+    rows = []
+    for s in GRIDS[preset].schedules:
+        path = schedule_tuning_path(make_config(preset, results_dir=results_dir), s.name)
+        if not path.is_file():
+            continue
+        tuning = json.loads(path.read_text())
+        for field, chosen in tuning["chosen"].items():
+            tried = sorted((r["value"], r["pckh_mean"]) for r in tuning["rows"] if r["field"] == field)
+            rows.append({"schedule": f"{s.expected_batch_size} x {s.epochs}", "field": field,
+                         "values tried (stand-in val PCKh@0.5)": ", ".join(
+                             f"{v:g}: {p:.1f}" + ("*" if v == chosen else "") for v, p in tried)})
+    return pd.DataFrame(rows).set_index(["schedule", "field"]) if rows else pd.DataFrame()

@@ -43,3 +43,19 @@ def test_optimizer_axis_draws_one_panel_per_epsilon_and_both_optimizers():
     assert [a.get_title() for a in fig.axes] == ["epsilon 0.8", "epsilon 0.02"]
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels == ["adamw (lr 0.003)", "sgd (lr 0.1)"]
+
+
+def test_schedule_axis_draws_each_method_against_steps_per_epsilon_and_marks_the_papers_steps():
+    axis = pd.DataFrame([dict(method=m, Method=m.upper(), epsilon=e, steps=s, batch_size=b, epochs=n, mean=v - s / 1000,
+                              ci95=1.0)
+                         for m, v in (("nonprivate", 70.0), ("dpsgd", 60.0)) for e in (0.8, 0.2)
+                         for s, b, n in ((86, 256, 1), (17200, 32, 25))])
+    fig = mapplots.schedule_axis(axis, paper_steps=17375)
+    panels = [a for a in fig.axes if a.get_title()]
+    assert [a.get_title() for a in panels] == ["epsilon 0.8", "epsilon 0.2"]
+    for ax in panels:
+        assert ax.get_xscale() == "log" and any("paper: 17,375 steps" == t.get_text() for t in ax.texts)
+        [dp] = [c for c in ax.containers if c.get_label() == "DPSGD"]
+        assert list(dp.lines[0].get_xdata()) == [86, 17200] and list(dp.lines[0].get_ydata()) == pytest.approx([59.914, 42.8])
+    [top] = panels[0].child_axes                                   # the secondary axis: batch x epochs
+    assert [t.get_text() for t in top.get_xticklabels()] == ["256 x 1", "32 x 25"]

@@ -81,3 +81,35 @@ def test_cells_run_text_names_the_cells_run_and_a_chosen_one_not_run():
     run = {e for e, _ in G.paper_cells}
     assert text.startswith("The grid runs every method at epsilon 0.02 (the paper's 0.8)")
     assert ("epsilon 0.005 (the paper's 0.2) is chosen but" in text) == (0.005 not in run)
+
+
+def test_the_schedule_axis_groups_by_schedule_with_the_nonprivate_run_on_every_epsilon_and_gains_over_dpsgd():
+    import pandas as pd
+    from dphpe_core import mapnumbers
+    g = GRIDS["embedded"]
+    c = g.schedule_clip_norm
+    rows = []
+    for batch, epochs, base in ((256, 1, 60.0), (32, 25, 50.0)):
+        at = dict(batch_size=batch, epochs=epochs, wall_s=60.0 * epochs)
+        for seed, jitter in enumerate((-1.0, 0.0, 1.0)):
+            rows.append(dict(at, method="nonprivate", epsilon=None, clip_norm=None, seed=seed, v=70.0 + jitter))
+            for eps, drop in ((0.8, 0.0), (0.2, 10.0)):
+                rows.append(dict(at, method="dpsgd", epsilon=eps, clip_norm=c, seed=seed, v=base - drop + jitter))
+                rows.append(dict(at, method="pdp", epsilon=eps, clip_norm=c, seed=seed, v=base - drop + 5.0 + jitter / 2))
+            rows.append(dict(at, method="dpsgd", epsilon=0.8, clip_norm=1.0, seed=seed, v=99.0))   # another C: not the axis'
+    df = pd.DataFrame([dict(r, preset="embedded", n_private=22000, lr=1e-3, schedule_axis=True, pckh_mean=r.pop("v"))
+                       for r in rows])
+    axis = regime.schedule_axis(df)
+    assert set(axis.steps) == {86, 25 * round(22000 / 32)} and set(axis.epsilon) == set(g.schedule_epsilons)
+    at = axis.set_index(["epsilon", "steps", "method"])
+    assert at.loc[(0.2, 86, "dpsgd"), "mean"] == 50.0 and at.loc[(0.2, 86, "nonprivate"), "mean"] == 70.0
+    assert at.loc[(0.8, 86, "nonprivate"), "n"] == 3 and at.loc[(0.8, 86, "dpsgd"), "mean"] == 60.0     # C 1.0 left out
+    assert at.loc[(0.8, 17200, "pdp"), "points"] == pytest.approx(5.0) and at.loc[(0.8, 17200, "pdp"), "points_ci"] > 0
+    costs = mapnumbers.schedule_costs(axis)
+    assert costs[(0.8, 86)] == pytest.approx(100 * (1 - 60 / 70)) and costs[(0.2, 17200)] == pytest.approx(100 * (1 - 40 / 70))
+    numbers = mapnumbers.schedule_numbers(axis, "embedded")
+    assert numbers["sched_long_steps"] == 17200 and numbers["sched_long_dpsgd_min"] == 25.0
+    assert "PDP-SGD higher at epsilon 0.8 (+5.0 ± " in numbers["sched_gains"]
+    table = mapnumbers.schedule_table(axis)
+    assert list(table.columns) == ["256 x 1 (86 steps)", "32 x 25 (17,200 steps)"]
+    assert table.loc[(0.2, "DP-SGD"), "256 x 1 (86 steps)"].startswith("50.0 ± ")

@@ -232,6 +232,12 @@ def test_the_schedule_axis_is_the_headline_cell_at_each_schedule_and_the_papers_
     apart = dataclasses.replace(g.schedules[-1], lr=1e-3, subspace_interval=None, methods=("nonprivate", "dpsgd"))
     g2 = dataclasses.replace(g, schedules=(s, apart))
     configs = g2.schedule_configs("embedded", separate=False)
+    own = make_config("embedded")
+    today = [c for c in configs if (c.expected_batch_size, c.epochs) == (own.expected_batch_size, own.epochs)]
+    # the preset's own schedule is the axis' first point: the grid's own runs at that cell
+    assert {c.hash() for c in today} <= {c.hash() for c in g.configs("embedded", cost=False)}
+    assert len(today) == len(g.seeds["finetune"]) * (1 + len(g.methods) * len(g.schedule_epsilons))
+    configs = [c for c in configs if c not in today]
     assert {(c.strategy, c.clip_norm, c.accountant, c.expected_batch_size, c.epochs, c.lr, c.subspace_interval)
             for c in configs} == {("finetune", g.schedule_clip_norm, "rdp", s.expected_batch_size, s.epochs, 1e-3, 0.1)}
     private = [c for c in configs if c.method != "nonprivate"]
