@@ -195,3 +195,41 @@ def schedule_numbers(sched, preset: str) -> dict:
     longest = sched[(sched.steps == sched.steps.max()) & (sched.method == REFERENCE)]
     out.update(sched_long_steps=int(sched.steps.max()), sched_long_dpsgd_min=float(longest.wall_min.mean()))
     return out
+
+
+def ranking_text(rows) -> str:
+    """The private methods of one axis point, best first: '>' where the next is behind beyond seed noise (the 95%
+    interval of the difference, findings.difference_from_stats, excludes 0), '≈' where not or where either is a
+    single seed.
+
+    >>> import pandas as pd
+    >>> ranking_text(pd.DataFrame(dict(Method=["A", "B", "C"], mean=[60.0, 59.5, 50.0], ci95=[1.0, 1.0, 1.0], n=3)))
+    'A ≈ B > C'
+    """
+    from .findings import difference_from_stats
+    rows = rows.sort_values("mean", ascending=False).reset_index(drop=True)
+    out = str(rows.Method[0])
+    for i in range(1, len(rows)):
+        d, half = difference_from_stats(*[(rows["mean"][j], rows.ci95[j], int(rows.n[j])) for j in (i - 1, i)])
+        out += (" > " if verdict(d, half) == "higher" else " ≈ ") + str(rows.Method[i])
+    return out
+
+
+def rankings(reg, cost, view, opt, sched):
+    """The private methods' ranking at every point of every axis (ranking_text), one row per point: the N axis
+    (regime_table), epsilon (cost_axis), the public view (view_axis), the optimizer (optimizer_axis) and the
+    schedule (schedule_axis)."""
+    import pandas as pd
+    axes = (("N (private crops)", reg, lambda r: f"{r.n_private:,}"), ("epsilon", cost, lambda r: f"{r.epsilon:g}"),
+            ("blur sigma (px)", view, lambda r: f"{r.blur_px:.2f}"),
+            ("optimizer, epsilon", opt, lambda r: f"{r.optimizer}, {r.epsilon:g}"),
+            ("schedule, epsilon", sched, lambda r: f"{r.batch_size} x {r.epochs}, {r.epsilon:g}"))
+    rows = []
+    for name, frame, point in axes:
+        if frame is None or frame.empty:
+            continue
+        private = frame[frame.method.isin(set(METHOD_NAMES) - {NONPRIVATE})]
+        keys = [point(r) for r in private.itertuples()]
+        for key, at in private.groupby(keys, sort=False):
+            rows.append({"axis": name, "point": key, "private methods, best first": ranking_text(at)})
+    return pd.DataFrame(rows).set_index(["axis", "point"])

@@ -113,3 +113,28 @@ def test_the_schedule_axis_groups_by_schedule_with_the_nonprivate_run_on_every_e
     table = mapnumbers.schedule_table(axis)
     assert list(table.columns) == ["256 x 1 (86 steps)", "32 x 25 (17,200 steps)"]
     assert table.loc[(0.2, "DP-SGD"), "256 x 1 (86 steps)"].startswith("50.0 ± ")
+
+
+def test_rankings_give_one_row_per_axis_point_with_private_methods_only():
+    import pandas as pd
+    from dphpe_core import mapnumbers
+    rows = lambda **at: pd.DataFrame([dict(at, method=m, Method=m.upper(), mean=v, ci95=e, n=3) for m, v, e in
+                                      (("nonprivate", 70.0, 1.0), ("dpsgd", 60.0, 1.0), ("pdp", 59.5, 1.0), ("hybrid", 50.0, 1.0))])
+    reg = pd.concat([rows(n_private=2000), rows(n_private=22000)])
+    table = mapnumbers.rankings(reg, rows(epsilon=0.02), pd.DataFrame(), rows(optimizer="sgd", epsilon=0.8),
+                                rows(batch_size=32, epochs=25, epsilon=0.2))
+    assert list(table.index) == [("N (private crops)", "2,000"), ("N (private crops)", "22,000"), ("epsilon", "0.02"),
+                                 ("optimizer, epsilon", "sgd, 0.8"), ("schedule, epsilon", "32 x 25, 0.2")]
+    assert set(table.iloc[:, 0]) == {"DPSGD ≈ PDP > HYBRID"}
+    one_seed = pd.DataFrame(dict(Method=["A", "B"], mean=[60.0, 10.0], ci95=[float("nan"), 1.0], n=[1, 3]))
+    assert mapnumbers.ranking_text(one_seed) == "A ≈ B"           # a single seed is never apart
+
+
+def test_the_difference_from_stats_is_the_difference_of_the_values():
+    from dphpe_core.findings import difference, difference_from_stats
+    from dphpe_core.intervals import ci95
+    import statistics
+    for a, b in (([50.0, 52.0, 57.0], [40.0, 41.5, 42.0, 39.0]), ([1.0, 1.0], [0.0, 3.0, 5.0]), ([2.0], [1.0, 2.0])):
+        stats = [(statistics.mean(x), ci95(statistics.stdev(x), len(x)) if len(x) > 1 else math.nan, len(x)) for x in (a, b)]
+        want, got = difference(a, b), difference_from_stats(*stats)
+        assert got[0] == pytest.approx(want[0]) and (got[1] == pytest.approx(want[1]) or math.isnan(want[1]) and math.isnan(got[1]))
