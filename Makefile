@@ -25,6 +25,7 @@ book: $(STAMP)
 	@rm -rf book/_generated
 	@$(VENV)/bin/dphpe tune --preset $(PRESET) $(FRESH_FLAG)
 	@$(VENV)/bin/dphpe tune --preset $(PRESET) --optimizers $(FRESH_FLAG)
+	@$(VENV)/bin/dphpe tune --preset $(PRESET) --schedules $(FRESH_FLAG)
 	@$(VENV)/bin/dphpe sweep --preset $(PRESET) --jobs $(JOBS) $(FRESH_FLAG)
 	@$(VENV)/bin/dphpe audit --preset $(PRESET) --all --brief $(FRESH_FLAG)
 	@$(VENV)/bin/dphpe bench --preset $(PRESET) --json bench/$(PRESET).json --brief

@@ -101,12 +101,17 @@ def cmd_tune(args) -> None:
     from .tuning import disagreements, tune, tuning_path
     from .tuning_optimizers import optimizer_tuning_path, tune_optimizers
     cfg = _cfg(args)
-    if args.schedule:
+    if args.schedule or args.schedules:
         from .tuning_schedules import schedule_tuning_path, tune_schedule
-        out = tune_schedule(args.preset, args.schedule, fields=tuple(args.stages.split(",")), fresh=args.fresh,
-                            **parse_overrides(args))
-        chosen = ", ".join(f"{k}={v:g}" for k, v in out["chosen"].items())
-        print(f"schedule tuning of {args.schedule}: chosen {chosen} ({schedule_tuning_path(cfg, args.schedule)})")
+        names = [args.schedule] if args.schedule else [s.name for s in GRIDS[args.preset].schedules if not s.separate]
+        for name in names:
+            path, fields = schedule_tuning_path(cfg, name), set(args.stages.split(","))
+            stored = path.is_file() and not args.fresh and fields <= set(json.loads(path.read_text())["chosen"])
+            t0 = time.perf_counter()
+            out = tune_schedule(args.preset, name, fields=tuple(fields), fresh=args.fresh,
+                                **parse_overrides(args))
+            chosen = ", ".join(f"{k}={v:g}" for k, v in out["chosen"].items())
+            print(f"schedule tuning of {name}: {_took(stored, t0)}; chosen {chosen} ({schedule_tuning_path(cfg, name)})")
         return
     if args.optimizers:
         if not GRIDS[args.preset].optimizer_cells:
@@ -202,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the regime map's optimizer axis: DP-SGD's lr per optimizer and epsilon of the axis")
     tu.add_argument("--schedule", choices=sorted({s.name for g in GRIDS.values() for s in g.schedules}),
                     help="the regime map's schedule axis: this schedule's lr and rebuild interval (stages stored are reused)")
-    tu.add_argument("--stages", default="lr,subspace_interval", help="with --schedule: the stages to run, in order")
+    tu.add_argument("--schedules", action="store_true", help="every schedule make book runs (--schedule: one)")
+    tu.add_argument("--stages", default="lr,subspace_interval", help="with --schedule(s): the stages to run, in order")
     tu.set_defaults(func=cmd_tune)
     au = with_config(sub.add_parser("audit", help="one-run privacy audit: canaries through a method's mechanism"))
     field_flags(au, "method", "fdp_public", choices={"method": PRIVATE_METHODS})

@@ -89,3 +89,13 @@ def test_notebook_kernels_run_over_ipc_so_the_log_holds_one_line_per_notebook(tm
     assert captured.out.strip().splitlines() == [l for l in captured.out.strip().splitlines() if l.startswith("notebook 01_x.ipynb: executed")]
     assert "embeddedembedded" in out.read_text()
     assert set(glob.glob(str(Path(tempfile.gettempdir()) / "dphpe-kernel-*"))) == before
+
+
+def test_tune_schedules_tunes_each_schedule_make_book_runs_and_then_reuses_it(smoke_cfg, tmp_path, capsys):
+    where = ["--set", f"cache_dir={smoke_cfg.cache_dir}", "--set", f"results_dir={tmp_path}"]
+    assert main(["tune", "--preset", "smoke", "--schedules", "--stages", "lr", *where]) == 0
+    first = capsys.readouterr().out
+    assert "schedule tuning of b8x2: ran on the public split" in first and "chosen lr=" in first
+    assert (tmp_path / "smoke" / "schedules" / "b8x2.json").is_file()
+    assert main(["tune", "--preset", "smoke", "--schedule", "b8x2", "--stages", "lr", *where]) == 0
+    assert "schedule tuning of b8x2: reused" in capsys.readouterr().out
