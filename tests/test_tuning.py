@@ -90,7 +90,6 @@ def test_the_optimizer_choice_table_marks_each_choice_and_lists_every_rate_tried
 
 def test_schedule_tuning_reads_no_private_or_val_crop_runs_at_the_schedule_and_keeps_stored_stages(
         smoke_cfg, tmp_path, public_only, monkeypatch):
-    from dphpe_core import tuning as tuning_mod
     from dphpe_core import tuning_schedules as ts
     seen = []
     real = ts.stand_in_run
@@ -110,7 +109,7 @@ def test_schedule_tuning_reads_no_private_or_val_crop_runs_at_the_schedule_and_k
     assert {c.lr for c in seen[n_lr:]} == {first["chosen"]["lr"]} and {c.method for c in seen[n_lr:]} == {"pdp"}
     for field in ts.SCHEDULE_FIELDS:
         rows = [r for r in both["rows"] if r["field"] == field]
-        ladder = next(s[3] for s in tuning_mod.STAGES if s[1] == field)
+        ladder = ts.LADDERS[field]
         assert both["chosen"][field] == max(rows, key=lambda r: r["pckh_mean"])["value"] and {r["value"] for r in rows} <= set(ladder)
     assert [s["field"] for s in both["stages"]] == list(ts.SCHEDULE_FIELDS)
     assert all(len(s["provenance"]["commit"]) == 40 for s in both["stages"])
@@ -136,3 +135,33 @@ def test_the_embedded_schedules_hold_the_values_chosen_on_public_data():
         if s.methods:
             chosen = read_schedule_tuning("embedded", s.name, results_dir=str(REPO / "results"))["chosen"]
             assert chosen["lr"] == s.lr and chosen.get("subspace_interval") == s.subspace_interval
+
+
+def test_schedule_tuning_reuses_stored_candidates_and_runs_only_the_rungs_a_longer_ladder_adds(smoke_cfg, tmp_path,
+                                                                                              monkeypatch):
+    """A walk stored under a ladder that ended at 3e-4 (the choice at its end) continues to 1e-4 and runs
+    nothing else; a complete file runs nothing and needs no stand-in at all."""
+    from dphpe_core import tuning_schedules as ts
+    scores = {1e-3: 40.0, 3e-3: 20.0, 1e-2: 2.0, 3e-4: 48.0, 1e-4: 47.0}
+    ran = []
+
+    def fake(c, *a, **k):
+        ran.append(c.lr)
+        return {"pckh_mean": scores[c.lr], "wall_s": 1.0}
+    monkeypatch.setattr(ts, "stand_in_run", fake)
+    where = dict(progress=False, cache_dir=smoke_cfg.cache_dir, results_dir=str(tmp_path))
+    path = ts.schedule_tuning_path(make_config("smoke", cache_dir=smoke_cfg.cache_dir, results_dir=str(tmp_path)), "b8x2")
+    path.parent.mkdir(parents=True)
+    old = {"chosen": {"lr": 3e-4}, "rows": [dict(method="dpsgd", field="lr", value=v, pckh_mean=scores[v], wall_s=1.0)
+                                            for v in (1e-3, 3e-3, 1e-2, 3e-4)],
+           "stages": [dict(method="dpsgd", field="lr", chosen=3e-4, note="best at the end of its axis (0.0003)",
+                           provenance={"commit": "a" * 40}, wall_s=4.0)]}
+    path.write_text(json.dumps(old))
+    out = ts.tune_schedule("smoke", "b8x2", fields=("lr",), **where)
+    assert ran == [1e-4] and out["chosen"] == {"lr": 3e-4}
+    assert out["stages"][0]["note"] == "no value on either side of the choice scores higher"
+    assert {r["commit"] for r in out["rows"] if r["value"] != 1e-4} == {"a" * 40}     # whose code ran each row
+    monkeypatch.setattr(ts, "stand_in_setup", lambda *a, **k: pytest.fail("a complete file needs no stand-in"))
+    assert ts.tune_schedule("smoke", "b8x2", fields=("lr",), **where) == out and ran == [1e-4]
+    with pytest.raises(ValueError, match=r"stage subspace_interval takes the choice of \['lr'\]"):
+        ts.tune_schedule("smoke", "b8x2", fields=("subspace_interval",), fresh=True, **where)
