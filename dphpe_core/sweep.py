@@ -28,11 +28,14 @@ def _run_one(cfg_dict: dict, threads: int, fresh: bool = False) -> dict:
 
 
 def relative_cost(cfg: Config) -> float:
-    """A run's expected cost in non-private finetuning runs (per private crop, method, strategy): the
+    """A run's expected cost in non-private finetuning runs (per private crop, method, strategy, schedule): the
     sweep starts the longest runs first, so that no process is left with a long run after the other
     has finished, and weighs the time left by it."""
     size = cfg.n_private / 1000 if cfg.dataset == "synthpose" else 1.0
-    return METHODS[cfg.method].cost * (1.0 if cfg.strategy == "finetune" else 2.0) * size
+    # an epoch at a smaller batch costs more (fixed costs per step): about the square root of the ratio
+    # (dphpe bench, DP-SGD at batch 32, 128 and 256, bench/README.md)
+    schedule = cfg.epochs * max(1.0, 256 / cfg.expected_batch_size) ** 0.5
+    return METHODS[cfg.method].cost * (1.0 if cfg.strategy == "finetune" else 2.0) * size * schedule
 
 
 def describe(cfg: Config) -> str:

@@ -125,6 +125,10 @@ def test_the_sweep_starts_the_longest_runs_first(smoke_cfg, tmp_path, monkeypatc
     assert costs == sorted(costs, reverse=True) and len(set(costs)) == len(costs)
     assert (started[0].method, started[0].strategy) == ("hybrid", "full")
     assert (started[-1].method, started[-1].strategy) == ("nonprivate", "finetune")
+    # a schedule of more epochs at a smaller batch costs more, and more than its epochs alone say
+    own = make_config("embedded", method="dpsgd")
+    paper = own.replace(expected_batch_size=32, epochs=25, lr_decay_epoch=20)
+    assert sweep_mod.relative_cost(paper) > 25 * sweep_mod.relative_cost(own)
 
 
 def test_the_papers_numbers_are_kept_as_published():
