@@ -40,6 +40,7 @@ class Schedule:
     seeds: tuple[int, ...]
     methods: tuple[str, ...] = ()
     separate: bool = False
+    epsilons: tuple[float, ...] | None = None    # the private runs' epsilons so far (None: the grid's schedule_epsilons)
 
     def __post_init__(self):
         if self.methods and self.lr is None or set(self.methods) & set(PROJECTING) and self.subspace_interval is None:
@@ -165,7 +166,7 @@ class Grid:
             if separate is not None and s.separate != separate:
                 continue
             for method in s.methods:
-                for eps in self.schedule_epsilons if METHODS[method].private else (max(self.epsilons),):
+                for eps in (s.epsilons or self.schedule_epsilons) if METHODS[method].private else (max(self.epsilons),):
                     for seed in s.seeds:
                         cfg = base.replace(method=method, strategy="finetune", clip_norm=self.schedule_clip_norm,
                                            epsilon=eps, seed=seed, **s.fields())

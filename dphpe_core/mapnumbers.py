@@ -179,9 +179,13 @@ def schedule_numbers(sched, preset: str) -> dict:
     from .config import make_config
     grid, paper = GRIDS[preset], make_config("paper")
     costs = schedule_costs(sched)
-    missing = [f"{s.name} ({s.expected_batch_size} x {s.epochs}): "
-               + ", ".join(METHOD_NAMES[m] for m in (NONPRIVATE, *grid.methods) if m not in s.methods)
-               for s in grid.schedules if set(s.methods) != {NONPRIVATE, *grid.methods}]
+    missing = []
+    for s in grid.schedules:
+        parts = [METHOD_NAMES[m] for m in (NONPRIVATE, *grid.methods) if m not in s.methods]
+        parts += [f"the private runs at epsilon {e:g}" for e in grid.schedule_epsilons if e not in (s.epsilons or
+                                                                                                  grid.schedule_epsilons)]
+        if parts:
+            missing.append(f"at {s.expected_batch_size} x {s.epochs}, " + ", ".join(parts))
     out = {"sched_shapes": ", ".join(f"{b} x {e} ({s:,} steps)" for b, e, s in
                                      sched.drop_duplicates("steps").sort_values("steps")[["batch_size", "epochs", "steps"]].values),
            "sched_eps": " and ".join(f"{e:g}" for e in sorted(sched.epsilon.unique(), reverse=True)),

@@ -254,6 +254,9 @@ def test_the_schedule_axis_is_the_headline_cell_at_each_schedule_and_the_papers_
     hashes = {c.hash() for c in g2.configs("embedded")}
     assert {c.hash() for c in configs} <= hashes and not {c.hash() for c in sep} & hashes
     assert {c.hash() for c in sep} <= {c.hash() for c in g2.map_parts("embedded")["schedule_axis"]}
+    part = dataclasses.replace(apart, epsilons=(0.8,))           # a schedule whose epsilon 0.2 is not run yet
+    assert {c.epsilon for c in dataclasses.replace(g, schedules=(part,)).schedule_configs("embedded", separate=True)
+            if c.method == "dpsgd"} == {0.8}
     with pytest.raises(ValueError, match="listed before the value it needs"):
         Schedule("x", 64, 2, 2, None, None, (0,), methods=("dpsgd",))
     with pytest.raises(ValueError, match="listed before the value it needs"):
