@@ -223,7 +223,8 @@ GRIDS: dict[str, Grid] = {
                   extra_seeds={}, baseline_seeds={"finetune": (0,)}, fdp_clip_norm=0.1, fdp_publics=(), regime_n=(48,),
                   cost_epsilons=(0.2,), cost_clip_norms=(0.1,), view_sigmas=(5.0,), paper_cells=((0.2, 5.0),),
                   optimizer_cells=(("adamw", 0.8, 10.0, 3e-3), ("sgd", 0.8, 10.0, 0.03)),
-                  schedules=(Schedule("b8x2", 8, 2, 2, None, None, (0,)),), schedule_epsilons=(0.8,)),
+                  schedules=(Schedule("b8x2", 8, 2, 2, None, None, (0,)),), schedule_epsilons=(0.8,),
+                  schedule_clip_norm=0.1),
     # every finetuning cell at 3 seeds; full finetuning at 1, and 3 at epsilon 0.8; the regime at
     # 2,000 (the earlier study's size) and 5,500 private crops beside the preset's 22,000; the epsilon axis
     # from the grid's smallest epsilon down, log-spaced, to where DP-SGD loses 30% of the non-private score

@@ -263,3 +263,13 @@ def test_the_schedule_axis_is_the_headline_cell_at_each_schedule_and_the_papers_
         Schedule("x", 64, 2, 2, 1e-3, None, (0,), methods=("pdp",))
     with pytest.raises(ValueError, match=r"unknown grid 'nope'; expected one of \['study', 'paper-schedule'\]"):
         grid_configs("embedded", "nope")
+
+
+@pytest.mark.parametrize("preset", sorted(GRIDS))
+def test_the_schedule_axis_first_point_adds_no_run_to_any_grid(preset):
+    g = GRIDS[preset]
+    if not g.schedules:
+        pytest.skip(f"the {preset} grid has no schedule axis")
+    own = g.preset_schedule(make_config(preset))
+    today = [c for c in g.schedule_configs(preset) if (c.expected_batch_size, c.epochs) == (own.expected_batch_size, own.epochs)]
+    assert today and {c.hash() for c in today} <= {c.hash() for c in g.configs(preset, cost=False)}
