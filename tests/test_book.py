@@ -19,7 +19,7 @@ from conftest import SHARED_FIXTURES
 # figures each notebook chapter draws (01_data: one more where the real MPII sample is present)
 FIGURES = {"01_data": 5 + (SHARED_FIXTURES / "mpii-sample").is_dir(), "02_dp_primer": 4, "10_run": 2,
            "20_baselines": 1, "21_epsilon_sweep": 1, "22_clip_norm": 1, "23_strategies": 1, "24_per_joint": 1,
-           "25_paper_vs_ours": 3, "26_cost": 2, "27_guarantees": 2, "28_regime": 4, "29_audit": 1}
+           "25_paper_vs_ours": 3, "26_cost": 2, "27_guarantees": 2, "28_regime": 5, "29_audit": 1}
 
 
 def _chapters(toc: dict) -> list[str]:
