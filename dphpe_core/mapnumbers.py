@@ -146,7 +146,7 @@ def schedule_table(sched):
     table = sched.assign(cell=mean_ci_text(sched), schedule=[f"{b} x {e} ({s:,} steps)" for b, e, s in
                                                              zip(sched.batch_size, sched.epochs, sched.steps)])
     order = list(dict.fromkeys(table.sort_values("steps").schedule))
-    table = table.pivot(index=["epsilon", "Method"], columns="schedule", values="cell")[order]
+    table = table.pivot(index=["epsilon", "Method"], columns="schedule", values="cell")[order].fillna("not run yet")
     table.columns.name = "expected batch x epochs"
     return table.sort_index(ascending=[False, True])
 
