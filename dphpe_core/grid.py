@@ -29,7 +29,8 @@ GRID_NAMES = ("study", "paper-schedule")   # `dphpe sweep --grid`: make book's r
 class Schedule:
     """One schedule of the schedule axis: the expected batch, the epochs and the epoch from which the lr is
     x0.1, with the lr and the rebuild interval chosen for it on public data (tuning_schedules; a test checks
-    they agree), the seeds, and the methods run so far (a method not listed has no records at it yet).
+    they agree), the seeds, and the methods run so far (a method not listed has no records at it yet), with
+    `extra` for a private method run at only some of the epsilons.
     `separate`: run by `dphpe sweep --grid paper-schedule`, not by make book's sweep (hours on a CPU)."""
     name: str
     expected_batch_size: int
@@ -41,10 +42,21 @@ class Schedule:
     methods: tuple[str, ...] = ()
     separate: bool = False
     epsilons: tuple[float, ...] | None = None    # the private runs' epsilons so far (None: the grid's schedule_epsilons)
+    extra: tuple[tuple[str, float], ...] = ()    # (private method, epsilon) run so far beyond methods x epsilons
 
     def __post_init__(self):
-        if self.methods and self.lr is None or set(self.methods) & set(PROJECTING) and self.subspace_interval is None:
+        listed = set(self.methods) | {m for m, _ in self.extra}
+        if listed and self.lr is None or listed & set(PROJECTING) and self.subspace_interval is None:
             raise ValueError(f"schedule {self.name!r}: a method is listed before the value it needs was chosen")
+        for method, _ in self.extra:
+            if method not in METHODS or not METHODS[method].private:
+                raise ValueError(f"schedule {self.name!r}: extra run {method!r} is not a private method; "
+                                 f"expected one of {', '.join(PRIVATE_METHODS)}")
+
+    def runs(self, epsilons: tuple[float, ...]) -> list[tuple[str, float | None]]:
+        """The (method, epsilon) run so far, `epsilons` the grid's schedule_epsilons (None: the non-private run)."""
+        return [(m, e) for m in self.methods
+                for e in ((self.epsilons or epsilons) if METHODS[m].private else (None,))] + list(self.extra)
 
     def fields(self) -> dict:
         """The Config fields the schedule sets (lr and the interval included)."""
@@ -139,17 +151,10 @@ class Grid:
 
     def map_configs(self, preset: str, *, separate: bool = False, **overrides) -> list[Config]:
         """Every run of the regime map's parts, each once (`separate`: the separate schedules' too)."""
-        out = {}
-        for name, configs in self.map_parts(preset, **overrides).items():
-            for cfg in configs:
-                if separate or name != "schedule_axis" or not self.separate_schedule(cfg):
-                    out.setdefault(cfg.hash(), cfg)
-        return list(out.values())
-
-    def separate_schedule(self, cfg: Config) -> bool:
-        """Whether `cfg` is at a schedule run by its own sweep (Schedule.separate)."""
-        return any(s.separate and (cfg.expected_batch_size, cfg.epochs) == (s.expected_batch_size, s.epochs)
-                   for s in self.schedules)
+        parts = self.map_parts(preset, **overrides)
+        if not separate:
+            parts["schedule_axis"] = self.schedule_configs(preset, separate=False, **overrides)
+        return list({cfg.hash(): cfg for configs in parts.values() for cfg in configs}.values())
 
     def preset_schedule(self, base: Config) -> Schedule:
         """The preset's own schedule as the axis' first point: its runs are the grid's own (the same hashes)."""
@@ -165,12 +170,11 @@ class Grid:
         for s in (self.preset_schedule(base),) + self.schedules if self.schedules else ():
             if separate is not None and s.separate != separate:
                 continue
-            for method in s.methods:
-                for eps in (s.epsilons or self.schedule_epsilons) if METHODS[method].private else (max(self.epsilons),):
-                    for seed in s.seeds:
-                        cfg = base.replace(method=method, strategy="finetune", clip_norm=self.schedule_clip_norm,
-                                           epsilon=eps, seed=seed, **s.fields())
-                        out.setdefault(cfg.hash(), cfg)
+            for method, eps in s.runs(self.schedule_epsilons):
+                for seed in s.seeds:
+                    cfg = base.replace(method=method, strategy="finetune", clip_norm=self.schedule_clip_norm,
+                                       epsilon=max(self.epsilons) if eps is None else eps, seed=seed, **s.fields())
+                    out.setdefault(cfg.hash(), cfg)
         return list(out.values())
 
     def _cell(self, base: Config, methods, **changes) -> list[Config]:

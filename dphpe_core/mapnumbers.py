@@ -181,9 +181,12 @@ def schedule_numbers(sched, preset: str) -> dict:
     costs = schedule_costs(sched)
     missing = []
     for s in grid.schedules:
-        parts = [METHOD_NAMES[m] for m in (NONPRIVATE, *grid.methods) if m not in s.methods]
-        parts += [f"the private runs at epsilon {e:g}" for e in grid.schedule_epsilons if e not in (s.epsilons or
-                                                                                                  grid.schedule_epsilons)]
+        have, parts = set(s.runs(grid.schedule_epsilons)), [] if NONPRIVATE in s.methods else [METHOD_NAMES[NONPRIVATE]]
+        for m in grid.methods:
+            lacking = [e for e in grid.schedule_epsilons if (m, e) not in have]
+            if lacking:
+                parts.append(METHOD_NAMES[m] + ("" if len(lacking) == len(grid.schedule_epsilons) else
+                                                " at epsilon " + " and ".join(f"{e:g}" for e in lacking)))
         if parts:
             missing.append(f"at {s.expected_batch_size} x {s.epochs}, " + ", ".join(parts))
     out = {"sched_shapes": ", ".join(f"{b} x {e} ({s:,} steps)" for b, e, s in

@@ -83,7 +83,8 @@ def test_cells_run_text_names_the_cells_run_and_a_chosen_one_not_run():
     assert ("epsilon 0.005 (the paper's 0.2) is chosen but" in text) == (0.005 not in run)
 
 
-def test_the_schedule_axis_groups_by_schedule_with_the_nonprivate_run_on_every_epsilon_and_gains_over_dpsgd():
+def test_the_schedule_axis_groups_by_schedule_with_the_nonprivate_run_on_every_epsilon_and_gains_over_dpsgd(monkeypatch):
+    import dataclasses
     import pandas as pd
     from dphpe_core import mapnumbers
     g = GRIDS["embedded"]
@@ -110,6 +111,11 @@ def test_the_schedule_axis_groups_by_schedule_with_the_nonprivate_run_on_every_e
     numbers = mapnumbers.schedule_numbers(axis, "embedded")
     assert numbers["sched_long_steps"] == 17200 and numbers["sched_long_dpsgd_min"] == 25.0
     assert "PDP-SGD higher at epsilon 0.8 (+5.0 ± " in numbers["sched_gains"]
+    # what is not run yet, per method and epsilon: a method run at one epsilon (extra) names only the other
+    paper = dataclasses.replace(g.schedules[-1], methods=("dpsgd",), epsilons=(0.8, 0.2), extra=(("fdp", 0.8),))
+    monkeypatch.setitem(GRIDS, "embedded", dataclasses.replace(g, schedules=(paper,)))
+    assert mapnumbers.schedule_numbers(axis, "embedded")["sched_missing"] == (
+        "Not run yet: at 32 x 25, Non-private, PDP-SGD, FDP at epsilon 0.2, Hybrid.")
     table = mapnumbers.schedule_table(axis)
     assert list(table.columns) == ["256 x 1 (86 steps)", "32 x 25 (17,200 steps)"]
     assert table.loc[(0.2, "DP-SGD"), "256 x 1 (86 steps)"].startswith("50.0 ± ")

@@ -259,6 +259,13 @@ def test_the_schedule_axis_is_the_headline_cell_at_each_schedule_and_the_papers_
     part = dataclasses.replace(apart, epsilons=(0.8,))           # a schedule whose epsilon 0.2 is not run yet
     assert {c.epsilon for c in dataclasses.replace(g, schedules=(part,)).schedule_configs("embedded", separate=True)
             if c.method == "dpsgd"} == {0.8}
+    extra = dataclasses.replace(part, extra=(("fdp", 0.8),))      # FDP run at one epsilon so far, beyond the product
+    assert sorted((c.method, c.epsilon) for c in dataclasses.replace(g, schedules=(extra,)).schedule_configs(
+        "embedded", separate=True)) == [("dpsgd", 0.8), ("fdp", 0.8), ("nonprivate", max(g.epsilons))]
+    with pytest.raises(ValueError, match="extra run 'nonprivate' is not a private method; expected one of dpsgd"):
+        Schedule("x", 64, 2, 2, 1e-3, None, (0,), extra=(("nonprivate", 0.8),))
+    with pytest.raises(ValueError, match="listed before the value it needs"):
+        Schedule("x", 64, 2, 2, 1e-3, None, (0,), extra=(("hybrid", 0.8),))
     with pytest.raises(ValueError, match="listed before the value it needs"):
         Schedule("x", 64, 2, 2, None, None, (0,), methods=("dpsgd",))
     with pytest.raises(ValueError, match="listed before the value it needs"):
