@@ -245,7 +245,7 @@ GRIDS: dict[str, Grid] = {
                                       ("adamw", 0.005, 2.5, 3e-4), ("sgd", 0.005, 2.5, 0.01)),
                      schedules=(Schedule("b128x3", 128, 3, 2, 1e-3, 0.0, (0, 1, 2), methods=(NONPRIVATE, *PRIVATE_METHODS)),
                                 Schedule("paper", 32, 25, 20, 1e-4, None, (0,), methods=(NONPRIVATE, REFERENCE),
-                                         separate=True, epsilons=(0.8,))),
+                                         separate=True)),
                      schedule_epsilons=(0.8, 0.2)),
     "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},
                   baseline_seeds={"finetune": (0,), "full": (0,), "scratch": (0,)}, fdp_clip_norm=0.1),
