@@ -9,13 +9,13 @@ The stand-in trains at the schedule (its smaller private set: fewer steps per ep
 real study's N x epsilon. Each schedule's choice is written to results/<preset>/schedules/<name>.json with its
 provenance, each stand-in run as it ends: a candidate already stored is reused (`fresh` reruns them), so that
 the paper's schedule, whose stand-in runs take minutes each, can be tuned one stage per sitting and a walk
-cut short resumes where it stopped. k and lambda stay the preset's. No private or val crop is read.
+cut short resumes where it stopped. A stage's entry holds the commit and the stand-in time (wall_s) of the call
+that ran its candidates. k and lambda stay the preset's. No private or val crop is read.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from .config import Config, make_config
@@ -102,11 +102,10 @@ def tune_schedule(preset: str, name: str, *, fields: tuple[str, ...] = SCHEDULE_
             return out                                    # every walk complete from the file: nothing to run
     except _NotStored:
         pass
-    t0 = time.perf_counter()
     grid, device, data, n_real, clip, start = stand_in_setup(cfg, progress=progress)
     epsilon = max(grid.epsilons) * n_real / len(data["private"])        # equal N x epsilon
     at = dict(expected_batch_size=sched.expected_batch_size, epochs=sched.epochs, lr_decay_epoch=sched.lr_decay_epoch)
-    prov = provenance(device)
+    prov, ran = provenance(device), {}
 
     def run(field, value, given):
         key = (field, value, json.dumps(given, sort_keys=True))
@@ -117,13 +116,17 @@ def tune_schedule(preset: str, name: str, *, fields: tuple[str, ...] = SCHEDULE_
             row = stand_in_run(c, data, start, device, progress=progress, what=f"{name} {method} {field}={value:g}")
             rows[key] = {"method": method, "field": field, "value": value, "given": given, "commit": prov["commit"], **row}
             out["rows"].append(rows[key])
+            ran[field] = ran.get(field, 0.0) + row["wall_s"]
             path.parent.mkdir(parents=True, exist_ok=True)       # each run kept at once: an interrupted walk resumes
             path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
         return rows[key]["pckh_mean"]
     chosen, notes = _walk(out, fields, run)
-    done = {n["field"] for n in notes}
-    out["stages"] = [st for st in out["stages"] if st["field"] not in done] + [
-        dict(n, provenance=prov, wall_s=time.perf_counter() - t0) for n in notes]
+    # a stage's entry is renewed where this call ran one of its candidates or changed what it says; a stage walked
+    # again from stored rows alone keeps the commit and time of the call that ran it
+    old = {st["field"]: st for st in out["stages"]}
+    renew = [n for n in notes if n["field"] in ran or {k: old.get(n["field"], {}).get(k) for k in n} != n]
+    out["stages"] = [st for st in out["stages"] if st["field"] not in {n["field"] for n in renew}] + [
+        dict(n, provenance=prov, wall_s=ran.get(n["field"], 0.0)) for n in renew]
     out["stages"].sort(key=lambda st: SCHEDULE_FIELDS.index(st["field"]))
     out.update(chosen=chosen, preset=preset, schedule=name, **at, epsilon=epsilon, epsilon_real=max(grid.epsilons),
                n_real=n_real, clip_norm=clip, split={k: len(v) for k, v in data.items()}, split_seed=TUNING_SEED)

@@ -235,7 +235,7 @@ def test_the_schedule_axis_is_the_headline_cell_at_each_schedule_and_the_papers_
     every = ("nonprivate", "dpsgd", "pdp", "fdp", "hybrid")
     s = dataclasses.replace(g.schedules[0], lr=1e-3, subspace_interval=0.1, methods=every, separate=False)
     apart = dataclasses.replace(g.schedules[-1], lr=1e-3, subspace_interval=None, methods=("nonprivate", "dpsgd"),
-                                epsilons=None)
+                                epsilons=None, extra=())
     g2 = dataclasses.replace(g, schedules=(s, apart))
     configs = g2.schedule_configs("embedded", separate=False)
     own = make_config("embedded")

@@ -161,7 +161,24 @@ def test_schedule_tuning_reuses_stored_candidates_and_runs_only_the_rungs_a_long
     assert ran == [1e-4] and out["chosen"] == {"lr": 3e-4}
     assert out["stages"][0]["note"] == "no value on either side of the choice scores higher"
     assert {r["commit"] for r in out["rows"] if r["value"] != 1e-4} == {"a" * 40}     # whose code ran each row
+    assert out["stages"][0]["wall_s"] == 1.0                  # the stand-in time of the one candidate it ran
+    # the next stage: the lr stage, walked again from stored rows alone, keeps the entry of the call that ran it
+    lr_stage = dict(out["stages"][0], provenance={"commit": "b" * 40})
+    path.write_text(json.dumps(dict(out, stages=[lr_stage])))
+    intervals = {1.0: 30.0, 0.5: 35.0, 0.2: 33.0, 0.1: 32.0, 0.05: 31.0, 0.0: 30.5}
+
+    def fake_pdp(c, *a, **k):
+        assert c.method == "pdp" and c.lr == 3e-4                # the interval's walk, at the lr chosen
+        ran.append(c.subspace_interval)
+        return {"pckh_mean": intervals[c.subspace_interval], "wall_s": 1.0}
+    monkeypatch.setattr(ts, "stand_in_run", fake_pdp)
+    both = ts.tune_schedule("smoke", "b8x2", **where)
+    assert both["chosen"] == {"lr": 3e-4, "subspace_interval": 0.5} and ran[1:] == [0.5, 0.2, 0.1, 0.05, 0.0, 1.0]
+    assert both["stages"][0] == lr_stage and both["stages"][1]["wall_s"] == 6.0
+    assert both["stages"][1]["provenance"]["commit"] != "b" * 40
+    path.write_text(json.dumps(out))
+    monkeypatch.setattr(ts, "stand_in_run", fake)
     monkeypatch.setattr(ts, "stand_in_setup", lambda *a, **k: pytest.fail("a complete file needs no stand-in"))
-    assert ts.tune_schedule("smoke", "b8x2", fields=("lr",), **where) == out and ran == [1e-4]
+    assert ts.tune_schedule("smoke", "b8x2", fields=("lr",), **where) == out and ran[:1] == [1e-4]
     with pytest.raises(ValueError, match=r"stage subspace_interval takes the choice of \['lr'\]"):
         ts.tune_schedule("smoke", "b8x2", fields=("subspace_interval",), fresh=True, **where)
