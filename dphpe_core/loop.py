@@ -16,6 +16,7 @@ import functools
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -142,6 +143,74 @@ def training_batches(cfg: Config, mech: Mechanism, train_set: Dataset) -> DataLo
     return _loader(train_set, cfg.expected_batch_size, shuffle=True, seed=cfg.seed, workers=cfg.num_workers)
 
 
+def _rng_state() -> dict:
+    """Every random generator a run draws from outside its own objects: torch's (and CUDA's), numpy's, Python's."""
+    import random
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached], "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    import random
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(state["python"])
+
+
+def _batch_generator(loader: DataLoader) -> torch.Generator:
+    """The generator a training loader's batches are drawn from: the shuffle's, or the Poisson sampler's."""
+    return loader.generator if loader.generator is not None else loader.batch_sampler.generator
+
+
+class Checkpoint:
+    """A run's state after each finished epoch but the last, in one file, so that a run that was stopped (a
+    killed process, a Colab runtime that disconnected) goes on from there: the model, the optimizer and
+    its lr schedule, the method's public preparation (the subspace and its draws, the public batches' draws),
+    every random generator the run draws from, the curves and the time spent (`elapsed_before`).
+
+    Without loader workers a resumed run is the uninterrupted run to the bit (a test checks every method).
+    With workers it is not: they draw from generators seeded when they start, and their loaders read ahead,
+    so the draws after the stop are new ones; the Poisson rate, the noise multiplier and the steps are the
+    plan's either way, so the guarantee and its accounting are the same. A file written for another
+    config or another provenance (commit, clean tree, training-code version, device, threads) is not used:
+    the run starts over and says why. Written atomically (a temporary file, then renamed)."""
+
+    def __init__(self, path, key: dict):
+        import json
+        self.path, self.key = Path(path), json.loads(json.dumps(key))   # plain values (torch's version is a str subclass)
+        self.elapsed_before = 0.0
+
+    def load(self) -> dict | None:
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, weights_only=True)
+        if state.get("key") != self.key:
+            theirs = state.get("key") or {}
+            differ = sorted(k for k in set(self.key) | set(theirs) if self.key.get(k) != theirs.get(k))
+            print(f"{self.path}: a checkpoint of another run ({', '.join(differ)} differ); starting the run over",
+                  flush=True)
+            return None
+        self.elapsed_before = float(state["elapsed"])
+        return state
+
+    def save(self, *, epoch: int, model, mech: Mechanism, sched, loader: DataLoader, curves: dict,
+             elapsed: float) -> None:
+        state = {"key": self.key, "epoch": epoch, "curves": curves, "elapsed": self.elapsed_before + elapsed,
+                 "model": model.state_dict(), "mech": mech.state_dict(), "sched": sched.state_dict(),
+                 "batches": _batch_generator(loader).get_state(), "rng": _rng_state()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def _epoch_line(desc: str, done: int, epochs: int, elapsed: float, val: list) -> str:
     """One epoch's line for a log file: the val score where there is one, time spent and left."""
     score = f", val PCKh@0.5 {val[-1]:.1f}" if val else ""
@@ -150,13 +219,15 @@ def _epoch_line(desc: str, done: int, epochs: int, elapsed: float, val: list) ->
 
 def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset | None, device,
         desc: str, progress: bool = True, public_set: Dataset | None = None,
-        plan=None, stages=()) -> tuple[dict, Mechanism]:
+        plan=None, stages=(), checkpoint: Checkpoint | None = None) -> tuple[dict, Mechanism]:
     """Train `model` in place for cfg.epochs with cfg.method's step; per-epoch curves and the mechanism.
 
     `public_set` (disjoint from train_set) feeds the methods that use public data. A logical batch
     larger than cfg.max_physical_batch_size is split: each physical batch is clipped and summed,
     and the noise is added once, at the last (Opacus' skip-step protocol). `plan` and `stages` go to
     make_optimizer (a private method's privacy plan, default its own; the audit's canaries).
+    `checkpoint`: the run goes on from the file's last epoch where there is one, and writes it after
+    every epoch but the last (Checkpoint).
     """
     from tqdm.auto import tqdm
     if torch.device(device).type == "cpu":      # on a GPU the per-sample gradients live in CUDA's own allocator
@@ -169,12 +240,24 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
     loader = training_batches(cfg, mech, train_set)
     view = image_view(cfg)
     curves = {"epoch": [], "loss": [], "val_pckh": [], "lr": []}
+    first = 0
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        mech.load_state_dict(state["mech"])
+        sched.load_state_dict(state["sched"])
+        _batch_generator(loader).set_state(state["batches"])
+        _set_rng_state(state["rng"])
+        curves, first = state["curves"], state["epoch"]
+        if progress:
+            print(f"{desc}: going on from the checkpoint after epoch {first}/{cfg.epochs} ({checkpoint.path})", flush=True)
     # on a terminal a bar; elsewhere (a log file) one line per epoch
     lines = progress and not sys.stderr.isatty()
-    bar = tqdm(total=cfg.epochs * len(loader), desc=desc, unit="step", disable=not progress or lines, leave=False)
-    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.epochs * len(loader), initial=first * len(loader), desc=desc, unit="step",
+               disable=not progress or lines, leave=False)
+    t0, before = time.perf_counter(), checkpoint.elapsed_before if checkpoint is not None else 0.0
     model.train()
-    for epoch in range(cfg.epochs):
+    for epoch in range(first, cfg.epochs):
         total, count = 0.0, 0
         for batch in loader:
             batch = None if batch is None else _to(batch, device)
@@ -192,7 +275,10 @@ def fit(model: PoseModel, cfg: Config, train_set: Dataset, *, val_set: Dataset |
             curves["val_pckh"].append(evaluate(model, val_set, device=device, flip_test=False, view=view)[0]["Mean"])
             bar.set_postfix(val=f"{curves['val_pckh'][-1]:.1f}")
         if lines:
-            print(_epoch_line(desc, epoch + 1, cfg.epochs, time.perf_counter() - t0, curves["val_pckh"]), flush=True)
+            print(_epoch_line(desc, epoch + 1, cfg.epochs, before + time.perf_counter() - t0, curves["val_pckh"]), flush=True)
+        if checkpoint is not None and epoch + 1 < cfg.epochs:
+            checkpoint.save(epoch=epoch + 1, model=model, mech=mech, sched=sched, loader=loader, curves=curves,
+                            elapsed=time.perf_counter() - t0)
     bar.close()
     mech.optimizer.zero_grad(set_to_none=True)
     if mech.model is not model:

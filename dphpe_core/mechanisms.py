@@ -110,6 +110,16 @@ class Mechanism:
     plan: PrivacyPlan | None = None   # what the optimizer and the Poisson sampler read (private methods)
     prepare: Callable[[dict | None], None] | None = None   # before each logical batch's private pass
     stats: Callable[[], dict] = dict  # what the mechanism measured (the projection's kept norm)
+    hooks: tuple = ()                 # what `prepare` calls (SubspaceRefresh, PublicPass): their state is the run's
+
+    def state_dict(self) -> dict:
+        """The optimizer's state and the public preparation's (a checkpoint between epochs: loop.Checkpoint)."""
+        return {"optimizer": self.optimizer.state_dict(), "hooks": [h.state_dict() for h in self.hooks]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        for hook, part in zip(self.hooks, state["hooks"], strict=True):
+            hook.load_state_dict(part)
 
     def backward(self, losses: torch.Tensor) -> None:
         """The gradients of a pass' per-crop `losses`: per-sample (their sum) or the mean's."""
@@ -197,13 +207,14 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
                                    data=f"{len(public_set)} crops of the public split")
     if feature:
         kernel, sigma = cfg.blur_kernel, cfg.blur_sigma
-        batches = None                  # same-batch: the private batch itself
+        batches = sampler = None        # same-batch: the private batch itself
         if cfg.fdp_public != "same-batch":
             source = private_set if cfg.fdp_public == "independent" else public_set
-            batches = iter(DataLoader(Batched(source), batch_sampler=IndependentBatches(
-                len(source), cfg.expected_batch_size, seed=cfg.seed + PUBLIC_SEED_OFFSET),
-                collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0))
-        hooks.append(PublicPass(opt, gsm, params, kernel=kernel, sigma=sigma, batches=batches, device=device))
+            sampler = IndependentBatches(len(source), cfg.expected_batch_size, seed=cfg.seed + PUBLIC_SEED_OFFSET)
+            batches = iter(DataLoader(Batched(source), batch_sampler=sampler, collate_fn=collate,
+                                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0))
+        hooks.append(PublicPass(opt, gsm, params, kernel=kernel, sigma=sigma, batches=batches, sampler=sampler,
+                                device=device))
         privacy.update(public_weight=opt.public_weight, blur_kernel=kernel, blur_sigma=sigma)
 
     def prepare(batch):
@@ -211,7 +222,7 @@ def make_optimizer(cfg: Config, model: nn.Module, *, private_set, public_set, st
             hook(batch)
 
     return Mechanism(gsm, opt, poisson=True, sum_loss=True, privacy=privacy, guarantee=guarantee(cfg, parts, privacy),
-                     plan=plan, prepare=prepare if hooks else None,
+                     plan=plan, prepare=prepare if hooks else None, hooks=tuple(hooks),
                      stats=(lambda: {"projection": opt.subspace.summary()}) if project else dict)
 
 

@@ -89,8 +89,20 @@ class SubspaceRefresh:
         from .data import Batched
         self.opt, self.gsm, self.params, self.every, self.device = opt, gsm, params, every, device
         self.public, self.physical = Batched(public_set), cfg.max_physical_batch_size
-        self.draws = iter(IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET))
+        self.sampler = IndependentBatches(len(public_set), cfg.subspace_m, seed=cfg.seed + SUBSPACE_SEED_OFFSET)
+        self.draws = iter(self.sampler)
         self.step = 0
+
+    def state_dict(self) -> dict:
+        """Where the rebuilds stand (a checkpoint: loop.Checkpoint): the step, the draws' generator, the bases."""
+        sub = self.opt.subspace
+        return {"step": self.step, "draws": self.sampler.generator.get_state(), "bases": list(sub.bases),
+                "kept": list(sub.kept)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.sampler.generator.set_state(state["draws"])
+        self.opt.subspace.bases, self.opt.subspace.kept = list(state["bases"]), list(state["kept"])
 
     def __call__(self, _batch) -> None:
         from .data import collate
@@ -107,9 +119,18 @@ class PublicPass:
     public split) or, where it is None, from the private batch itself (the paper's same-batch variant)."""
 
     def __init__(self, opt, gsm: GradSampleModule, params, *, kernel: int, sigma: float,
-                 batches=None, device=None):
+                 batches=None, sampler: IndependentBatches | None = None, device=None):
         self.opt, self.gsm, self.params, self.kernel, self.sigma = opt, gsm, params, kernel, sigma
-        self.batches, self.device = batches, device
+        self.batches, self.sampler, self.device = batches, sampler, device     # sampler: what `batches` draws from
+
+    def state_dict(self) -> dict:
+        """The public draws' generator (a checkpoint: loop.Checkpoint; exact where `batches` reads ahead of
+        nothing, i.e. without loader workers)."""
+        return {} if self.sampler is None else {"draws": self.sampler.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.sampler is not None:
+            self.sampler.generator.set_state(state["draws"])
 
     def __call__(self, batch) -> None:
         if self.batches is not None:

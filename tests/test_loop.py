@@ -65,3 +65,58 @@ def test_keeping_freed_memory_changes_no_bit_of_a_run(smoke_cfg, tmp_path):
         out[flag] = run.stdout.split()[-2:]
     assert out["1"][0] == "True" and out["0"][0] == "False"
     assert out["1"][1] == out["0"][1]
+
+
+class _Stopped(Exception):
+    """A run stopped after its first checkpoint (as a killed process or a disconnected runtime would be)."""
+
+
+@pytest.mark.parametrize("method", ["nonprivate", "dpsgd", "pdp", "fdp", "hybrid"])
+def test_a_run_stopped_after_an_epoch_goes_on_from_its_checkpoint_to_the_same_bits(smoke_cfg, tmp_path, monkeypatch,
+                                                                                     method):
+    """Every method: a run stopped after epoch 1 of 3 and started again from its checkpoint trains the same
+    weights, curves and record numbers as the uninterrupted run (the lr decays at epoch 2, the subspace of the
+    projecting methods is rebuilt at steps 0 and 11 of 18, so a basis crosses the stop)."""
+    from dphpe_core import train as train_mod
+    cfg = smoke_cfg.replace(method=method, epsilon=2.0, epochs=3, lr_decay_epoch=2)
+    whole = train_mod.train(cfg, progress=False, model_path=tmp_path / "whole.pt")
+    ckpt = tmp_path / "run.ckpt"
+    save = loop.Checkpoint.save
+
+    def save_then_stop(self, **kw):
+        save(self, **kw)
+        raise _Stopped
+
+    monkeypatch.setattr(loop.Checkpoint, "save", save_then_stop)
+    with pytest.raises(_Stopped):
+        train_mod.train(cfg, progress=False, checkpoint_path=ckpt)
+    assert ckpt.is_file() and torch.load(ckpt, weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(loop.Checkpoint, "save", save)
+    loaded = []
+    load = loop.Checkpoint.load
+    monkeypatch.setattr(loop.Checkpoint, "load", lambda self: loaded.append(state := load(self)) or state)
+    resumed = train_mod.train(cfg, progress=False, model_path=tmp_path / "resumed.pt", checkpoint_path=ckpt)
+    assert loaded[0] is not None and loaded[0]["epoch"] == 1          # went on from epoch 1
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2            # and saved after epoch 2, not after the last
+    a, b = torch.load(tmp_path / "whole.pt"), torch.load(tmp_path / "resumed.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.curves == whole.curves and resumed.pckh == whole.pckh and resumed.mechanism == whole.mechanism
+    assert resumed.privacy == whole.privacy and resumed.wall_s > 0
+
+
+def test_a_checkpoint_of_another_run_is_not_used(smoke_cfg, tmp_path, capsys):
+    """A checkpoint written under another key (config, commit, version, device, threads) starts the run over,
+    saying which parts differ; load_or_train removes a run's checkpoint once its record is stored."""
+    import json
+
+    from dphpe_core import results
+    from dphpe_core import train as train_mod
+    from dphpe_core.provenance import provenance
+    cfg = smoke_cfg.replace(method="dpsgd", epsilon=2.0, epochs=2, lr_decay_epoch=2)
+    path = train_mod.checkpoint_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = json.loads(json.dumps({"config": cfg.hash(), **provenance(torch.device("cpu"), method=cfg.method)}))
+    torch.save({"key": dict(key, config="another", commit="0" * 40), "epoch": 1}, path)
+    record = train_mod.load_or_train(cfg, progress=False)
+    assert "a checkpoint of another run (commit, config differ); starting the run over" in capsys.readouterr().out
+    assert results.run_path(cfg).is_file() and not path.exists() and record.curves["epoch"] == [1, 2]
