@@ -134,9 +134,10 @@ def start_path(cfg: Config) -> Path:
     return Path(cfg.results_dir) / cfg.preset / "starts" / f"{pretrain_key(cfg)}.pt"
 
 
-def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True) -> dict:
+def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True, checkpoint=None) -> dict:
     """Non-private training from scratch on `public` (seed 0, pretrain_epochs at pretrain_lr and
-    pretrain_batch_size, lr x0.1 for the last fifth): the weights, on the CPU."""
+    pretrain_batch_size, lr x0.1 for the last fifth): the weights, on the CPU. `checkpoint`
+    (loop.Checkpoint): go on from a stopped pretraining's last epoch, and keep its state after each."""
     pre = cfg.replace(method=NONPRIVATE, strategy="scratch", seed=0, epochs=cfg.pretrain_epochs, blurred_only=False,
                       optimizer="adamw",
                       lr=cfg.pretrain_lr, expected_batch_size=cfg.pretrain_batch_size,
@@ -145,7 +146,8 @@ def pretrain(cfg: Config, public: PoseDataset, *, progress: bool = True) -> dict
     torch.manual_seed(0)
     model = for_config(cfg)
     model = calibrate_affines(model, public_images(public)).to(device)
-    fit(model, pre, public, val_set=None, device=device, desc="pretraining on the public split", progress=progress)
+    fit(model, pre, public, val_set=None, device=device, desc="pretraining on the public split", progress=progress,
+        checkpoint=checkpoint)
     return {k: v.cpu() for k, v in model.state_dict().items()}
 
 
@@ -168,18 +170,26 @@ def read_weights(path, *, rebuild: str) -> dict:
 def pretrained_state(cfg: Config, *, progress: bool = True, fresh: bool = False) -> dict:
     """The public pretraining's weights for `cfg`: read from start_path(cfg), else trained (`pretrain`
     on the whole public split) and stored there with its provenance. `fresh` trains it again even
-    when it is stored. No private or val crop is read."""
+    when it is stored. No private or val crop is read. A pretraining that was stopped goes on from its
+    last finished epoch (loop.Checkpoint, beside the start until the start is stored)."""
+    from .loop import Checkpoint
     from .provenance import provenance
     path = start_path(cfg)
     if path.is_file() and not fresh:
         return read_weights(path, rebuild=f"delete it and run `dphpe pretrain --preset {cfg.preset} --fresh`")
     t0 = time.perf_counter()
+    if fresh:
+        path.with_suffix(".ckpt").unlink(missing_ok=True)
+    checkpoint = Checkpoint(path.with_suffix(".ckpt"), key={"start": pretrain_key(cfg), "pretrain_version": PRETRAIN_VERSION,
+                                                            **provenance(resolve_device(cfg), method=NONPRIVATE)})
     public = public_dataset(cfg)
-    state = pretrain(cfg, public, progress=progress)
+    state = pretrain(cfg, public, progress=progress, checkpoint=checkpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
-    info = {"key": pretrain_key(cfg), "pretrain_version": PRETRAIN_VERSION, "wall_s": time.perf_counter() - t0,
+    path.with_suffix(".ckpt").unlink(missing_ok=True)
+    info = {"key": pretrain_key(cfg), "pretrain_version": PRETRAIN_VERSION,
+            "wall_s": time.perf_counter() - t0 + checkpoint.elapsed_before,
             "fields": {f: getattr(cfg, f) for f in PRETRAIN_FIELDS}, "n_public": len(public),
             "provenance": provenance(resolve_device(cfg), method=NONPRIVATE)}
     path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
