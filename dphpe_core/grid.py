@@ -248,8 +248,7 @@ GRIDS: dict[str, Grid] = {
                                       ("adamw", 0.005, 2.5, 3e-4), ("sgd", 0.005, 2.5, 0.01)),
                      schedules=(Schedule("b128x3", 128, 3, 2, 1e-3, 0.0, (0, 1, 2), methods=(NONPRIVATE, *PRIVATE_METHODS)),
                                 Schedule("paper", 32, 25, 20, 1e-4, 0.0, (0,), methods=(NONPRIVATE, *UNPROJECTED),
-                                         # PDP-SGD at epsilon 0.8 so far
-                                         extra=tuple((m, 0.8) for m in PROJECTING if not METHODS[m].public_gradient),
+                                         extra=tuple((m, 0.8) for m in PROJECTING),   # at epsilon 0.8 so far
                                          separate=True)),
                      schedule_epsilons=(0.8, 0.2)),
     "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},
