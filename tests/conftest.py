@@ -89,3 +89,31 @@ def make_batch(h: int, w: int, b: int, *, dtype=torch.float32, seed: int = 0) ->
     return {"image": torch.randn(b, 3, h, w, generator=g).to(dtype),
             "target_x": torch.stack([a[0] for a in t]).to(dtype), "target_y": torch.stack([a[1] for a in t]).to(dtype),
             "target_weight": torch.stack([a[2] for a in t]).to(dtype)}
+
+
+@pytest.fixture()
+def stop_and_resume(monkeypatch):
+    """(stopped, loaded): `with stopped():` runs a training that is stopped right after its first checkpoint is
+    written (as a killed process would be); `loaded` collects every state loop.Checkpoint.load returns after."""
+    import contextlib
+
+    from dphpe_core import loop
+
+    class Stopped(Exception):
+        pass
+
+    save, load, loaded = loop.Checkpoint.save, loop.Checkpoint.load, []
+
+    def save_then_stop(self, **kw):
+        save(self, **kw)
+        raise Stopped
+
+    @contextlib.contextmanager
+    def stopped():
+        monkeypatch.setattr(loop.Checkpoint, "save", save_then_stop)
+        with pytest.raises(Stopped):
+            yield
+        monkeypatch.setattr(loop.Checkpoint, "save", save)
+
+    monkeypatch.setattr(loop.Checkpoint, "load", lambda self: loaded.append(state := load(self)) or state)
+    return stopped, loaded

@@ -67,12 +67,8 @@ def test_keeping_freed_memory_changes_no_bit_of_a_run(smoke_cfg, tmp_path):
     assert out["1"][1] == out["0"][1]
 
 
-class _Stopped(Exception):
-    """A run stopped after its first checkpoint (as a killed process or a disconnected runtime would be)."""
-
-
 @pytest.mark.parametrize("method", ["nonprivate", "dpsgd", "pdp", "fdp", "hybrid"])
-def test_a_run_stopped_after_an_epoch_goes_on_from_its_checkpoint_to_the_same_bits(smoke_cfg, tmp_path, monkeypatch,
+def test_a_run_stopped_after_an_epoch_goes_on_from_its_checkpoint_to_the_same_bits(smoke_cfg, tmp_path, stop_and_resume,
                                                                                      method):
     """Every method: a run stopped after epoch 1 of 3 and started again from its checkpoint trains the same
     weights, curves and record numbers as the uninterrupted run (the lr decays at epoch 2, the subspace of the
@@ -81,20 +77,11 @@ def test_a_run_stopped_after_an_epoch_goes_on_from_its_checkpoint_to_the_same_bi
     cfg = smoke_cfg.replace(method=method, epsilon=2.0, epochs=3, lr_decay_epoch=2)
     whole = train_mod.train(cfg, progress=False, model_path=tmp_path / "whole.pt")
     ckpt = tmp_path / "run.ckpt"
-    save = loop.Checkpoint.save
-
-    def save_then_stop(self, **kw):
-        save(self, **kw)
-        raise _Stopped
-
-    monkeypatch.setattr(loop.Checkpoint, "save", save_then_stop)
-    with pytest.raises(_Stopped):
+    stopped, loaded = stop_and_resume
+    with stopped():
         train_mod.train(cfg, progress=False, checkpoint_path=ckpt)
     assert ckpt.is_file() and torch.load(ckpt, weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(loop.Checkpoint, "save", save)
-    loaded = []
-    load = loop.Checkpoint.load
-    monkeypatch.setattr(loop.Checkpoint, "load", lambda self: loaded.append(state := load(self)) or state)
+    loaded.clear()
     resumed = train_mod.train(cfg, progress=False, model_path=tmp_path / "resumed.pt", checkpoint_path=ckpt)
     assert loaded[0] is not None and loaded[0]["epoch"] == 1          # went on from epoch 1
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2            # and saved after epoch 2, not after the last

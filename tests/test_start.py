@@ -27,29 +27,16 @@ def test_the_start_is_stored_with_its_provenance_and_reused(smoke_cfg, monkeypat
     assert pretrain_key(smoke_cfg.replace(pretrain_epochs=2)) != pretrain_key(smoke_cfg)
 
 
-def test_a_stopped_pretraining_goes_on_from_its_checkpoint_to_the_same_weights(smoke_cfg, tmp_path, monkeypatch):
+def test_a_stopped_pretraining_goes_on_from_its_checkpoint_to_the_same_weights(smoke_cfg, tmp_path, stop_and_resume):
     """The public pretraining stopped after epoch 1 of 3 and started again trains the uninterrupted start's
     weights to the bit; the checkpoint is gone once the start is stored."""
-    from dphpe_core import loop
-
-    class Stopped(Exception):
-        pass
-
     whole = pretrained_state(smoke_cfg.replace(results_dir=str(tmp_path / "a"), pretrain_epochs=3), progress=False)
     cfg = smoke_cfg.replace(results_dir=str(tmp_path / "b"), pretrain_epochs=3)
-    save = loop.Checkpoint.save
-
-    def save_then_stop(self, **kw):
-        save(self, **kw)
-        raise Stopped
-
-    monkeypatch.setattr(loop.Checkpoint, "save", save_then_stop)
-    with pytest.raises(Stopped):
+    stopped, loaded = stop_and_resume
+    with stopped():
         pretrained_state(cfg, progress=False)
     assert torch.load(start_path(cfg).with_suffix(".ckpt"), weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(loop.Checkpoint, "save", save)
-    loaded, load = [], loop.Checkpoint.load
-    monkeypatch.setattr(loop.Checkpoint, "load", lambda self: loaded.append(state := load(self)) or state)
+    loaded.clear()
     resumed = pretrained_state(cfg, progress=False)
     assert loaded[0]["epoch"] == 1                  # it went on from the checkpoint, not from the start
     assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
