@@ -22,9 +22,6 @@ from .methods import METHODS, NONPRIVATE, PRIVATE_METHODS, PROJECTING, REFERENCE
 
 
 MAP_PARTS = ("cost_axis", "view_axis", "paper_cell", "optimizer_axis", "schedule_axis")   # the summary's columns
-# the private methods without a subspace rebuild: those run at both epsilons at the paper's schedule so far (a
-# rebuild at every step makes a run there take over two hours on one thread)
-UNPROJECTED = tuple(m for m in PRIVATE_METHODS if not METHODS[m].project)
 GRID_NAMES = ("study", "paper-schedule")   # `dphpe sweep --grid`: make book's runs, or the paper's schedule's
 
 
@@ -247,8 +244,7 @@ GRIDS: dict[str, Grid] = {
                                       ("adamw", 0.02, 2.5, 1e-3), ("sgd", 0.02, 2.5, 0.01),
                                       ("adamw", 0.005, 2.5, 3e-4), ("sgd", 0.005, 2.5, 0.01)),
                      schedules=(Schedule("b128x3", 128, 3, 2, 1e-3, 0.0, (0, 1, 2), methods=(NONPRIVATE, *PRIVATE_METHODS)),
-                                Schedule("paper", 32, 25, 20, 1e-4, 0.0, (0,), methods=(NONPRIVATE, *UNPROJECTED),
-                                         extra=tuple((m, 0.8) for m in PROJECTING),   # at epsilon 0.8 so far
+                                Schedule("paper", 32, 25, 20, 1e-4, 0.0, (0,), methods=(NONPRIVATE, *PRIVATE_METHODS),
                                          separate=True)),
                      schedule_epsilons=(0.8, 0.2)),
     "paper": Grid(**PAPER_GRID, seeds={"finetune": (0,), "full": (0,)}, extra_seeds={},

@@ -183,7 +183,8 @@ def verify(result: RunResult, *, name: str | None = None, expect: Config | None 
     p = result.privacy
     if p:
         again = record_epsilon(p)
-        if not (p["epsilon_spent"] > 0 and abs(again - p["epsilon_spent"]) <= 1e-9 * again):
+        # 1e-6: PLD composed over 17,200 steps recomputes 2.3e-9 apart on another CPU (FFT rounding); an edit is larger
+        if not (p["epsilon_spent"] > 0 and abs(again - p["epsilon_spent"]) <= 1e-6 * again):
             raise UntrustedRecord(f"{where}: it reports epsilon {p['epsilon_spent']!r}, but its accountant "
                                   f"({p['accountant']}, {p['neighbouring']}) gives {again!r} for its own noise "
                                   f"multiplier {p['noise_multiplier']}, sample rate {p['sample_rate']}, {p['steps']} "
