@@ -61,6 +61,7 @@ def paper_cell_table(df):
     for (eps, method), cell in runs.groupby(["epsilon", "method"]):
         best = best_clip_stats(cell)
         rows.append(dict(epsilon=eps, method=method, Method=METHOD_NAMES[method], clip_norm=best.clip_norm,
+                         lr=float(cell[cell.clip_norm == best.clip_norm].lr.iloc[0]),
                          mean=best["mean"], n=int(best.n), ci95=best.ci95))
     return pd.DataFrame(rows)
 
@@ -93,6 +94,72 @@ def paper_cell_comparison(df, paper):
                          "ours (best C)": f"{text} (C {r.clip_norm:g})",
                          "paper (best C)": f"{theirs.max():.2f}" if len(theirs) else "not reported"})
     return pd.DataFrame(rows, columns=["cell", "Method", "ours (best C)", "paper (best C)"]).set_index(["cell", "Method"])
+
+
+def rate_at_cells(df, *, optimizer: str = "adamw"):
+    """Each method at each paper-equivalent cell at the grid's learning rate (paper_cell_table, as the paper
+    keeps one rate) beside the same method at the same epsilon under `optimizer` at the rate chosen on the
+    public stand-in for that epsilon (the optimizer axis' runs at the cell, regime.optimizer_axis), each at
+    its better C: both as 'mean ± 95% (lr)', the chosen rate's points over the grid's with the 95% interval
+    of the difference (findings.difference_from_stats) and its verdict. Methods the optimizer axis does not
+    run (feature DP, the non-private model) are left out; so is a cell where both runs use one rate."""
+    import pandas as pd
+
+    from .findings import difference_from_stats, verdict
+    from .intervals import mean_ci_text
+    from .regime import optimizer_axis
+    grid, opt = paper_cell_table(df), optimizer_axis(df)
+    columns = ["cell", "Method", "grid's rate", "rate chosen for the noise", "points", "verdict"]
+    if grid.empty or opt.empty:
+        return pd.DataFrame(columns=columns).set_index(["cell", "Method"])
+    opt = opt[opt.optimizer == optimizer].set_index(["epsilon", "method"])
+    grid = grid.sort_values(["epsilon", "method"], ascending=[False, True])
+    rows = []
+    for r, text in zip(grid.itertuples(), mean_ci_text(grid)):
+        if (r.epsilon, r.method) not in opt.index:
+            continue
+        o = opt.loc[(r.epsilon, r.method)]
+        if o.lr == r.lr:
+            continue
+        d, h = difference_from_stats((o["mean"], o.ci95, o.n), (r.mean, r.ci95, r.n))
+        rows.append({"cell": f"eps {r.epsilon:g}", "Method": r.Method, "grid's rate": f"{text} ({r.lr:g})",
+                     "rate chosen for the noise": f"{mean_ci_text(o.to_frame().T)[0]} ({o.lr:g})",
+                     "points": f"{d:+.1f}" + ("" if h != h else f" ± {h:.1f}"), "verdict": verdict(d, h)})
+    return pd.DataFrame(rows, columns=columns).set_index(["cell", "Method"])
+
+
+def rate_at_cells_numbers(df, *, optimizer: str = "adamw") -> dict:
+    """The book's words for rate_at_cells: `cells_rate` (rate_at_cells_text) and `cells_rate_costs`, DP-SGD's
+    cost of privacy (% of the non-private mean, as regime.cost_axis gives it) at each cell at the grid's rate
+    and at the rate chosen for the noise."""
+    from .regime import optimizer_axis
+    grid, opt, axis = paper_cell_table(df), optimizer_axis(df), cost_axis(df)
+    out = {"cells_rate": rate_at_cells_text(rate_at_cells(df, optimizer=optimizer))}
+    if grid.empty or opt.empty or axis.empty:
+        return {**out, "cells_rate_costs": "not measured"}
+    nonprivate = float(axis.nonprivate.iloc[0])
+    ours = opt[(opt.optimizer == optimizer) & (opt.method == REFERENCE)].set_index("epsilon")["mean"]
+    at = grid[grid.method == REFERENCE].set_index("epsilon")["mean"]
+    cost = lambda m: 100 * (nonprivate - m) / nonprivate
+    out["cells_rate_costs"] = "; ".join(
+        f"{cost(at[e]):.1f}% at the grid's rate and {cost(ours[e]):.1f}% at the chosen one at epsilon {e:g}"
+        for e in sorted(at.index, reverse=True) if e in ours.index) or "not measured"
+    return out
+
+
+def rate_at_cells_text(table) -> str:
+    """rate_at_cells in one sentence: where the rate chosen for the noise scores higher or lower than the
+    grid's beyond seed noise, and where the seeds do not tell them apart."""
+    if table.empty:
+        return "No paper-equivalent cell has a run at a rate chosen for its noise."
+    said = {"higher": [], "lower": [], "within seed noise": [], "one seed": []}
+    for (cell, method), r in table.iterrows():
+        said[r.verdict].append(f"{method} at {cell.replace('eps', 'epsilon')} ({r.points})")
+    words = {"higher": "The rate chosen for the noise scores higher beyond seed noise for",
+             "lower": "It scores lower beyond seed noise for",
+             "within seed noise": "The seeds do not tell the two rates apart for",
+             "one seed": "A single seed on one side leaves open"}
+    return " ".join(f"{words[k]} {', '.join(v)}." for k, v in said.items() if v)
 
 
 def findings_at_cells(df):

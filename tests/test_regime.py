@@ -64,6 +64,28 @@ def test_optimizer_axis_gives_points_over_dpsgd_under_the_same_optimizer():
     assert axis[axis.method == "dpsgd"].points.isna().all()
 
 
+def test_rate_at_cells_sets_each_cell_at_the_grids_rate_beside_adamw_at_the_rate_chosen_for_its_noise():
+    grid_lr = G.configs("embedded")[0].lr
+
+    def score(c):               # five points for AdamW at a rate other than the grid's, nothing else changes
+        return _score(c) + (5.0 if c.optimizer == "adamw" and c.lr != grid_lr else 0.0)
+
+    frame = _frame(score)
+    table = cells.rate_at_cells(frame)
+    assert list(table.index.get_level_values("cell").unique()) == ["eps 0.02", "eps 0.005"]       # the paper's 0.8 first
+    assert set(table.index.get_level_values("Method")) == {"DP-SGD", "PDP-SGD", "Hybrid"}         # no FDP on that axis
+    # the same seeds' spread (0.1 x seed) on both sides: +5.0, 95% half-width t(0.975, 4) x sqrt(2 x 0.01 / 3)
+    assert set(table.points) == {"+5.0 ± 0.2"} and set(table.verdict) == {"higher"}
+    dpsgd = table.loc[("eps 0.02", "DP-SGD")]
+    assert dpsgd["grid's rate"].endswith(f"({grid_lr:g})") and not dpsgd["rate chosen for the noise"].endswith(f"({grid_lr:g})")
+    numbers = cells.rate_at_cells_numbers(frame)
+    assert numbers["cells_rate"].startswith("The rate chosen for the noise scores higher beyond seed noise for DP-SGD at epsilon 0.02 (+5.0")
+    # DP-SGD's cost: non-private mean 60.0; the grid's rate at 0.02 scores 60 - 8 + 0.1 = 52.1 at C 0.01 and 53.1 at C 0.1
+    assert numbers["cells_rate_costs"].startswith("11.5% at the grid's rate and 3.2% at the chosen one at epsilon 0.02")
+    same = cells.rate_at_cells(_frame(_score))          # equal scores: the seeds cannot tell the rates apart
+    assert set(same.verdict) == {"within seed noise"}
+
+
 def test_findings_at_cells_checks_the_cells_apart_from_the_grid():
     table = cells.findings_at_cells(_frame(_score))
     assert len(table) == 4
