@@ -96,54 +96,63 @@ def paper_cell_comparison(df, paper):
     return pd.DataFrame(rows, columns=["cell", "Method", "ours (best C)", "paper (best C)"]).set_index(["cell", "Method"])
 
 
-def rate_at_cells(df, *, optimizer: str = "adamw"):
+def rate_pairs(df, *, optimizer: str = "adamw"):
     """Each method at each paper-equivalent cell at the grid's learning rate (paper_cell_table, as the paper
-    keeps one rate) beside the same method at the same epsilon under `optimizer` at the rate chosen on the
-    public stand-in for that epsilon (the optimizer axis' runs at the cell, regime.optimizer_axis), each at
-    its better C: both as 'mean ± 95% (lr)', the chosen rate's points over the grid's with the 95% interval
-    of the difference (findings.difference_from_stats) and its verdict. Methods the optimizer axis does not
-    run (feature DP, the non-private model) are left out; so is a cell where both runs use one rate."""
+    keeps one rate: `lr`, `mean`, `ci95`, `n`) beside the same method at the same epsilon under `optimizer` at
+    the rate chosen on the public stand-in for that epsilon (the optimizer axis' runs at the cell,
+    regime.optimizer_axis: the same fields suffixed `_chosen`), each at its better C, with the chosen rate's
+    points over the grid's and the 95% interval of the difference (findings.difference_from_stats). Methods the
+    optimizer axis does not run (feature DP, the non-private model) are left out; so is a cell where both runs
+    use one rate. Largest epsilon first."""
+    from .findings import difference_from_stats
+    from .regime import optimizer_axis
+    import pandas as pd
+    fields = ["epsilon", "method", "lr", "mean", "ci95", "n"]
+    grid, opt = paper_cell_table(df), optimizer_axis(df)
+    grid = grid if not grid.empty else pd.DataFrame(columns=fields + ["Method", "clip_norm"])
+    chosen = opt[opt.optimizer == optimizer][fields] if not opt.empty else pd.DataFrame(columns=fields)
+    pairs = grid.merge(chosen, on=["epsilon", "method"], suffixes=("", "_chosen"))
+    pairs = pairs[pairs.lr != pairs.lr_chosen].sort_values(["epsilon", "method"], ascending=[False, True])
+    diffs = [difference_from_stats((r.mean_chosen, r.ci95_chosen, r.n_chosen), (r.mean, r.ci95, r.n))
+             for r in pairs.itertuples()]
+    pairs["points"], pairs["points_ci"] = zip(*diffs) if diffs else ((), ())
+    return pairs.reset_index(drop=True)
+
+
+def rate_at_cells(df, *, optimizer: str = "adamw"):
+    """rate_pairs as the book's table: per cell and method, both rates as 'mean ± 95% (lr)', the points of
+    the chosen rate over the grid's ('+d ± h') and their verdict."""
+    return _rate_table(rate_pairs(df, optimizer=optimizer))
+
+
+def _rate_table(pairs):
     import pandas as pd
 
-    from .findings import difference_from_stats, verdict
+    from .findings import verdict
     from .intervals import mean_ci_text
-    from .regime import optimizer_axis
-    grid, opt = paper_cell_table(df), optimizer_axis(df)
-    columns = ["cell", "Method", "grid's rate", "rate chosen for the noise", "points", "verdict"]
-    if grid.empty or opt.empty:
-        return pd.DataFrame(columns=columns).set_index(["cell", "Method"])
-    opt = opt[opt.optimizer == optimizer].set_index(["epsilon", "method"])
-    grid = grid.sort_values(["epsilon", "method"], ascending=[False, True])
-    rows = []
-    for r, text in zip(grid.itertuples(), mean_ci_text(grid)):
-        if (r.epsilon, r.method) not in opt.index:
-            continue
-        o = opt.loc[(r.epsilon, r.method)]
-        if o.lr == r.lr:
-            continue
-        d, h = difference_from_stats((o["mean"], o.ci95, o.n), (r.mean, r.ci95, r.n))
-        rows.append({"cell": f"eps {r.epsilon:g}", "Method": r.Method, "grid's rate": f"{text} ({r.lr:g})",
-                     "rate chosen for the noise": f"{mean_ci_text(o.to_frame().T)[0]} ({o.lr:g})",
-                     "points": f"{d:+.1f}" + ("" if h != h else f" ± {h:.1f}"), "verdict": verdict(d, h)})
-    return pd.DataFrame(rows, columns=columns).set_index(["cell", "Method"])
+    return pd.DataFrame({
+        "cell": [f"eps {e:g}" for e in pairs.epsilon], "Method": list(pairs.Method),
+        "grid's rate": [f"{t} ({lr:g})" for t, lr in zip(mean_ci_text(pairs), pairs.lr)],
+        "rate chosen for the noise": [f"{t} ({lr:g})" for t, lr in
+                                      zip(mean_ci_text(pairs, "mean_chosen", "ci95_chosen"), pairs.lr_chosen)],
+        "points": [f"{d:+.1f}" + ("" if h != h else f" ± {h:.1f}") for d, h in zip(pairs.points, pairs.points_ci)],
+        "verdict": [verdict(d, h) for d, h in zip(pairs.points, pairs.points_ci)]}).set_index(["cell", "Method"])
 
 
 def rate_at_cells_numbers(df, *, optimizer: str = "adamw") -> dict:
-    """The book's words for rate_at_cells: `cells_rate` (rate_at_cells_text) and `cells_rate_costs`, DP-SGD's
+    """The book's words for rate_pairs: `cells_rate` (rate_at_cells_text) and `cells_rate_costs`, DP-SGD's
     cost of privacy (% of the non-private mean, as regime.cost_axis gives it) at each cell at the grid's rate
     and at the rate chosen for the noise."""
-    from .regime import optimizer_axis
-    grid, opt, axis = paper_cell_table(df), optimizer_axis(df), cost_axis(df)
-    out = {"cells_rate": rate_at_cells_text(rate_at_cells(df, optimizer=optimizer))}
-    if grid.empty or opt.empty or axis.empty:
+    pairs, axis = rate_pairs(df, optimizer=optimizer), cost_axis(df)
+    out = {"cells_rate": rate_at_cells_text(_rate_table(pairs))}
+    dp = pairs[pairs.method == REFERENCE]
+    if dp.empty or axis.empty:
         return {**out, "cells_rate_costs": "not measured"}
     nonprivate = float(axis.nonprivate.iloc[0])
-    ours = opt[(opt.optimizer == optimizer) & (opt.method == REFERENCE)].set_index("epsilon")["mean"]
-    at = grid[grid.method == REFERENCE].set_index("epsilon")["mean"]
     cost = lambda m: 100 * (nonprivate - m) / nonprivate
     out["cells_rate_costs"] = "; ".join(
-        f"{cost(at[e]):.1f}% at the grid's rate and {cost(ours[e]):.1f}% at the chosen one at epsilon {e:g}"
-        for e in sorted(at.index, reverse=True) if e in ours.index) or "not measured"
+        f"{cost(r.mean):.1f}% at the grid's rate and {cost(r.mean_chosen):.1f}% at the chosen one at epsilon {r.epsilon:g}"
+        for r in dp.itertuples())
     return out
 
 
